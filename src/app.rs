@@ -1,0 +1,137 @@
+//! Server wiring: the token service, health, reflection and graceful shutdown.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    grpc::{TokenServiceHandlers, pb},
+    service::TokenManager,
+};
+
+/// How often the health check asks the database whether it answers.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Serves the token service on `listener` until `shutdown` completes, then
+/// lets in-flight calls finish.
+///
+/// Health starts `NOT_SERVING` and is `SERVING` only while the database
+/// answers a ping; a background task checks every `health_interval`.
+///
+/// # Errors
+///
+/// Returns the transport error when serving fails.
+pub async fn serve(
+    manager: TokenManager,
+    listener: TcpListener,
+    health_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let health_task = tokio::spawn(watch_database(manager.clone(), reporter, health_interval));
+
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "tokend listening");
+
+    let result = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::token_service_server::TokenServiceServer::new(
+            TokenServiceHandlers::new(manager),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+
+    health_task.abort();
+    result?;
+    tracing::info!("tokend stopped");
+    Ok(())
+}
+
+/// Describes every served service, and `google.rpc` so that clients such as
+/// grpcurl can decode the `BadRequest` details of errors.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Pings the database forever, flipping health on every change.
+async fn watch_database(manager: TokenManager, reporter: HealthReporter, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut serving = false;
+    loop {
+        ticker.tick().await;
+        // A ping that hangs counts as a failure once the interval has passed.
+        let result = tokio::time::timeout(
+            interval.max(Duration::from_millis(500)),
+            manager.store().ping(),
+        )
+        .await;
+        let answered = matches!(result, Ok(Ok(())));
+        if answered == serving {
+            continue;
+        }
+        serving = answered;
+        if serving {
+            tracing::info!("database answers; health is SERVING");
+            set_health(&reporter, ServingStatus::Serving).await;
+        } else {
+            let error = match result {
+                Ok(Err(error)) => error.to_string(),
+                _ => "ping timed out".to_owned(),
+            };
+            tracing::error!(%error, "database does not answer; health is NOT_SERVING");
+            set_health(&reporter, ServingStatus::NotServing).await;
+        }
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(
+            <pb::token_service_server::TokenServiceServer<TokenServiceHandlers> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

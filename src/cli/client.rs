@@ -1,0 +1,345 @@
+//! `tokend token …`: client commands that call a running server with the
+//! credential in `TOKEND_TOKEN`.
+
+use std::{io::Read, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+use super::{OutputFormat, output};
+use crate::grpc::pb::{self, token_service_client::TokenServiceClient};
+
+/// Exit code of `token validate` when the token is not valid.
+pub(super) const EXIT_NOT_VALID: u8 = 3;
+
+/// Flags every client command shares.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// Server address, such as http://127.0.0.1:50051.
+    #[arg(long, env = "TOKEND_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+
+    /// The caller's token. Prefer the environment variable: command lines are visible to other users.
+    #[arg(long, env = "TOKEND_TOKEN", hide_env_values = true)]
+    token: String,
+
+    /// Output format.
+    #[arg(long, env = "TOKEND_OUTPUT", value_enum, default_value = "table")]
+    output: OutputFormat,
+}
+
+/// Client commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret once.
+    Generate {
+        /// Name or purpose of the token.
+        #[arg(long)]
+        name: String,
+        /// Scope to grant; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, such as 7d, 30d or 12h. Default: the server's default.
+        #[arg(long, value_parser = humantime::parse_duration, group = "expiration")]
+        ttl: Option<Duration>,
+        /// Expiry time in RFC 3339, such as 2027-01-31T00:00:00Z.
+        #[arg(long, group = "expiration")]
+        expires_at: Option<String>,
+        /// Never expire, where the server's policy allows it.
+        #[arg(long, group = "expiration")]
+        no_expiration: bool,
+        /// Owner of the new token; only an admin may name another owner.
+        #[arg(long, default_value = "")]
+        owner: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tokens, newest first.
+    List {
+        /// Owner whose tokens to list; empty means your own, or everyone's for an admin.
+        #[arg(long, default_value = "")]
+        owner: String,
+        /// Tokens per page, 1 to 1000; 0 means the server default of 50.
+        #[arg(long, default_value_t = 0)]
+        page_size: i32,
+        /// Page token from a previous list.
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Include revoked tokens.
+        #[arg(long)]
+        include_revoked: bool,
+        /// Follow page tokens until the last page.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Id of the token.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Check a token; exits 0 when valid and 3 when not. Reads the token from standard input when not given.
+    Validate {
+        /// The token to check. Omit it to read from standard input and keep it out of the process list.
+        token: Option<String>,
+        /// Scope the token must hold; repeat for several.
+        #[arg(long = "require-scope")]
+        required_scopes: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs a client command.
+///
+/// # Errors
+///
+/// Returns the connection or RPC error with the server's message.
+pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Generate {
+            name,
+            scopes,
+            ttl,
+            expires_at,
+            no_expiration,
+            owner,
+            client,
+        } => {
+            let expiration = if let Some(ttl) = ttl {
+                Some(pb::generate_request::Expiration::Ttl(
+                    prost_types::Duration {
+                        seconds: i64::try_from(ttl.as_secs()).context("--ttl is too long")?,
+                        nanos: ttl.subsec_nanos() as i32,
+                    },
+                ))
+            } else if let Some(text) = expires_at {
+                let time = chrono::DateTime::parse_from_rfc3339(&text)
+                    .with_context(|| format!("--expires-at {text:?} is not an RFC 3339 time"))?;
+                Some(pb::generate_request::Expiration::ExpiresAt(
+                    prost_types::Timestamp {
+                        seconds: time.timestamp(),
+                        nanos: time.timestamp_subsec_nanos() as i32,
+                    },
+                ))
+            } else if no_expiration {
+                Some(pb::generate_request::Expiration::NoExpiration(true))
+            } else {
+                None
+            };
+            let request = pb::GenerateRequest {
+                name,
+                scopes,
+                expiration,
+                owner,
+            };
+            let mut service = connect(&client).await?;
+            let response = service
+                .generate(authorized(&client, request)?)
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            print_generated(&client, &response)?;
+        }
+        TokenCommand::List {
+            owner,
+            page_size,
+            mut page_token,
+            include_revoked,
+            all,
+            client,
+        } => {
+            let mut service = connect(&client).await?;
+            let mut tokens = Vec::new();
+            let next = loop {
+                let request = pb::ListRequest {
+                    owner: owner.clone(),
+                    page_size,
+                    page_token: page_token.clone(),
+                    include_revoked,
+                };
+                let page = service
+                    .list(authorized(&client, request)?)
+                    .await
+                    .map_err(rpc_error)?
+                    .into_inner();
+                tokens.extend(page.tokens.iter().map(output::TokenView::from));
+                if !all || page.next_page_token.is_empty() {
+                    break page.next_page_token;
+                }
+                page_token = page.next_page_token;
+            };
+            print_list(&client, tokens, next)?;
+        }
+        TokenCommand::Revoke { id, client } => {
+            let mut service = connect(&client).await?;
+            let response = service
+                .revoke(authorized(&client, pb::RevokeRequest { id })?)
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let token = response.token.context("the server returned no token")?;
+            let view = output::TokenView::from(&token);
+            match client.output {
+                OutputFormat::Json => output::print_json(&view)?,
+                OutputFormat::Table => output::print_table(&[view]),
+            }
+        }
+        TokenCommand::Validate {
+            token,
+            required_scopes,
+            client,
+        } => {
+            let token = match token {
+                Some(token) => token,
+                None => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("failed to read the token from standard input")?;
+                    text.trim().to_owned()
+                }
+            };
+            let mut service = connect(&client).await?;
+            let response = service
+                .validate(authorized(
+                    &client,
+                    pb::ValidateRequest {
+                        token,
+                        required_scopes,
+                    },
+                )?)
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let valid = response.valid;
+            print_validated(&client, &response)?;
+            if !valid {
+                return Ok(ExitCode::from(EXIT_NOT_VALID));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(client: &ClientArgs) -> anyhow::Result<TokenServiceClient<Channel>> {
+    let endpoint = Channel::from_shared(client.server.clone())
+        .with_context(|| format!("--server {:?} is not a valid URL", client.server))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("failed to connect to {}", client.server))?;
+    Ok(TokenServiceClient::new(channel))
+}
+
+/// Wraps a message with the caller's `authorization` metadata.
+fn authorized<T>(client: &ClientArgs, message: T) -> anyhow::Result<Request<T>> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> =
+        format!("Bearer {}", client.token.trim())
+            .parse()
+            .map_err(|_| {
+                anyhow::anyhow!("TOKEND_TOKEN contains characters that cannot be sent in a header")
+            })?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+fn rpc_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+#[derive(Serialize)]
+struct GeneratedView {
+    token: output::TokenView,
+    secret: String,
+}
+
+fn print_generated(client: &ClientArgs, response: &pb::GenerateResponse) -> anyhow::Result<()> {
+    let token = response
+        .token
+        .as_ref()
+        .context("the server returned no token")?;
+    let view = GeneratedView {
+        token: output::TokenView::from(token),
+        secret: response.secret.clone(),
+    };
+    match client.output {
+        OutputFormat::Json => output::print_json(&view)?,
+        OutputFormat::Table => {
+            output::print_table(std::slice::from_ref(&view.token));
+            println!();
+            println!("secret: {}", view.secret);
+            println!("Store the secret now: it is shown only once.");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ListView {
+    tokens: Vec<output::TokenView>,
+    next_page_token: String,
+}
+
+fn print_list(
+    client: &ClientArgs,
+    tokens: Vec<output::TokenView>,
+    next_page_token: String,
+) -> anyhow::Result<()> {
+    match client.output {
+        OutputFormat::Json => output::print_json(&ListView {
+            tokens,
+            next_page_token,
+        }),
+        OutputFormat::Table => {
+            output::print_table(&tokens);
+            if !next_page_token.is_empty() {
+                println!();
+                println!("More tokens: --page-token {next_page_token} (or --all)");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ValidatedView {
+    valid: bool,
+    result: &'static str,
+    token: Option<output::TokenView>,
+}
+
+fn print_validated(client: &ClientArgs, response: &pb::ValidateResponse) -> anyhow::Result<()> {
+    let result = match response.result() {
+        pb::ValidateResult::Valid => "VALID",
+        pb::ValidateResult::Malformed => "MALFORMED",
+        pb::ValidateResult::NotFound => "NOT_FOUND",
+        pb::ValidateResult::Expired => "EXPIRED",
+        pb::ValidateResult::Revoked => "REVOKED",
+        pb::ValidateResult::InsufficientScope => "INSUFFICIENT_SCOPE",
+        pb::ValidateResult::Unspecified => bail!("the server returned no validation result"),
+    };
+    let view = ValidatedView {
+        valid: response.valid,
+        result,
+        token: response.token.as_ref().map(output::TokenView::from),
+    };
+    match client.output {
+        OutputFormat::Json => output::print_json(&view),
+        OutputFormat::Table => {
+            println!("result: {result}");
+            if let Some(token) = view.token {
+                output::print_table(&[token]);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Command-line and environment configuration shared by the server
+//! subcommands, and the construction of the token operations from it.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::{
+    domain::{HashingKey, LifetimePolicy, SystemClock, TokenFormat, TokenHasher, digest::KEY_LEN},
+    service::{Policy, TokenManager},
+    storage::{self, TokenStore, connect::PoolSettings},
+    telemetry::LogFormat,
+};
+
+/// Name of the key file created beside the SQLite database.
+pub const KEY_FILE_NAME: &str = "hashing.key";
+/// Name of the SQLite database file in the data directory.
+pub const DATABASE_FILE_NAME: &str = "tokend.db";
+
+/// Where the data lives and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded SQLite database and the generated hashing key.
+    #[arg(long, env = "TOKEND_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL, such as postgres://user@host/db. When unset, SQLite in the data directory is used.
+    #[arg(long, env = "TOKEND_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// File with the 32-byte hashing key as 64 hex characters. Default: hashing.key in the data directory, created on first start.
+    #[arg(long, env = "TOKEND_HASHING_KEY_FILE")]
+    pub hashing_key_file: Option<PathBuf>,
+
+    /// Maximum open database connections.
+    #[arg(long, env = "TOKEND_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Log format: text or json.
+    #[arg(long, env = "TOKEND_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Token rules.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Prefix of every new secret: 1 to 16 characters of a-z, 0-9 or '_'.
+    #[arg(long, env = "TOKEND_TOKEN_PREFIX", default_value = "tkn_")]
+    pub token_prefix: String,
+
+    /// Lifetime of a token created without an expiration, such as 30d or 12h. Clamped to --max-ttl.
+    #[arg(long, env = "TOKEND_DEFAULT_TTL", default_value = "30d", value_parser = parse_lifetime)]
+    pub default_ttl: Duration,
+
+    /// Longest lifetime a token may have, inclusive.
+    #[arg(long, env = "TOKEND_MAX_TTL", default_value = "366d", value_parser = parse_lifetime)]
+    pub max_ttl: Duration,
+
+    /// Allow tokens that never expire.
+    #[arg(long, env = "TOKEND_ALLOW_NO_EXPIRATION")]
+    pub allow_no_expiration: bool,
+
+    /// Comma-separated scopes that may be granted besides the reserved tokens:* scopes. Default: any valid scope.
+    #[arg(long, env = "TOKEND_ALLOWED_SCOPES", value_delimiter = ',')]
+    pub allowed_scopes: Option<Vec<String>>,
+}
+
+impl Default for PolicyArgs {
+    fn default() -> Self {
+        Self {
+            token_prefix: "tkn_".to_owned(),
+            default_ttl: Duration::from_secs(30 * 86_400),
+            max_ttl: Duration::from_secs(366 * 86_400),
+            allow_no_expiration: false,
+            allowed_scopes: None,
+        }
+    }
+}
+
+/// Parses a lifetime such as `30d`, `12h` or `90m`; it must be at least one second.
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("{error}; use a form such as 30d, 12h or 90m"))?;
+    if duration.as_secs() == 0 {
+        return Err("the lifetime must be at least 1s".to_owned());
+    }
+    if duration.as_secs() > 10_000 * 366 * 86_400 {
+        return Err("the lifetime must be at most 10000 years".to_owned());
+    }
+    Ok(duration)
+}
+
+impl PolicyArgs {
+    /// Builds the policy and the token format.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error naming the invalid setting.
+    pub fn build(&self) -> anyhow::Result<(Policy, TokenFormat)> {
+        let format = TokenFormat::new(&self.token_prefix).context("--token-prefix")?;
+        let lifetime = LifetimePolicy::new(
+            self.default_ttl.as_secs() as i64,
+            self.max_ttl.as_secs() as i64,
+            self.allow_no_expiration,
+        );
+        if self.default_ttl > self.max_ttl {
+            tracing::warn!(
+                default_ttl = ?self.default_ttl,
+                max_ttl = ?self.max_ttl,
+                "default lifetime is longer than the maximum; using the maximum as the default"
+            );
+        }
+        let allowed_scopes = match &self.allowed_scopes {
+            None => None,
+            Some(list) => {
+                let parsed = crate::domain::ScopeSet::parse(list).context("--allowed-scopes")?;
+                Some(parsed.iter().map(str::to_owned).collect::<BTreeSet<_>>())
+            }
+        };
+        Ok((
+            Policy {
+                lifetime,
+                allowed_scopes,
+            },
+            format,
+        ))
+    }
+}
+
+impl StorageArgs {
+    /// Returns the database URL: the given one, or the SQLite file in the data directory.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the data directory cannot be created.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "failed to create data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        let path = self.data_dir.join(DATABASE_FILE_NAME);
+        Ok(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    /// Opens the database pool and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the database cannot be opened or migrated.
+    pub async fn open_store(&self) -> anyhow::Result<TokenStore> {
+        let url = self.database_url()?;
+        let store = storage::connect(
+            &url,
+            PoolSettings {
+                max_connections: self.database_max_connections.max(1),
+                ..PoolSettings::default()
+            },
+        )
+        .await
+        .with_context(|| format!("failed to open the {} database", engine_name(&url)))?;
+        store
+            .migrate()
+            .await
+            .context("failed to apply migrations")?;
+        tracing::info!(engine = ?store.engine(), "database ready, migrations applied");
+        Ok(store)
+    }
+
+    /// Loads the hashing key from `TOKEND_HASHING_KEY`, the key file, or the
+    /// data directory, creating the last one on first use.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the key cannot be read, parsed or created.
+    pub fn hashing_key(&self) -> anyhow::Result<HashingKey> {
+        if let Ok(hex) = std::env::var("TOKEND_HASHING_KEY") {
+            return HashingKey::from_hex(&hex)
+                .map_err(|message| anyhow::anyhow!("TOKEND_HASHING_KEY: {message}"));
+        }
+        if let Some(path) = &self.hashing_key_file {
+            return read_key(path);
+        }
+        if self.database_url.is_some() {
+            tracing::warn!(
+                "no hashing key configured for an external database; using the key file in the data directory, which every replica must share"
+            );
+        }
+        let path = self.data_dir.join(KEY_FILE_NAME);
+        if path.exists() {
+            return read_key(&path);
+        }
+        fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "failed to create data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        create_key(&path)
+    }
+
+    /// Opens the store and builds the token operations with `policy`.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error for an invalid setting or an unreachable database.
+    pub async fn build_manager(&self, policy: &PolicyArgs) -> anyhow::Result<TokenManager> {
+        let (policy, format) = policy.build()?;
+        let key = self.hashing_key()?;
+        let store = self.open_store().await?;
+        Ok(TokenManager::new(
+            store,
+            TokenHasher::new(key),
+            format,
+            policy,
+            Arc::new(SystemClock),
+        ))
+    }
+}
+
+fn engine_name(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    }
+}
+
+fn read_key(path: &Path) -> anyhow::Result<HashingKey> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("failed to read hashing key file {}", path.display()))?;
+    HashingKey::from_hex(&text).map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))
+}
+
+/// Creates a key file readable only by its owner. `create_new` fails if
+/// another process created the file first, so two first starts cannot end
+/// with different keys.
+fn create_key(path: &Path) -> anyhow::Result<HashingKey> {
+    use rand::{TryRngCore, rngs::OsRng};
+
+    let mut bytes = [0u8; KEY_LEN];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("no randomness from the operating system: {error}"))?;
+    let key = HashingKey::from_bytes(bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return read_key(path),
+        Err(error) => bail!(
+            "failed to create hashing key file {}: {error}",
+            path.display()
+        ),
+    };
+    file.write_all(key.to_hex().as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("failed to write hashing key file {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new hashing key");
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_in_days() {
+        assert_eq!(
+            parse_lifetime("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            parse_lifetime("12h").unwrap(),
+            Duration::from_secs(12 * 3_600)
+        );
+        assert!(parse_lifetime("0s").is_err());
+        assert!(parse_lifetime("soon").is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        let first = create_key(&path).unwrap();
+        let second = create_key(&path).unwrap();
+        assert_eq!(*first.to_hex(), *second.to_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The `tokend` binary: parses the command line and runs the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokend::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli::run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "tokend failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Reads and writes of the `tokens` table. Every query that touches one
+//! token names it by digest or by id, and by owner where the caller is not
+//! an admin.
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{Engine, StoreError, entity};
+use crate::domain::{Digest, Owner, ScopeSet, Timestamp, TokenRecord};
+
+/// A token to insert.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Metadata of the new token.
+    pub record: TokenRecord,
+    /// Digest of its secret.
+    pub digest: Digest,
+}
+
+/// Which tokens a List call reads.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Only this owner's tokens, or every owner's when `None`.
+    pub owner: Option<Owner>,
+    /// Whether revoked tokens are included.
+    pub include_revoked: bool,
+    /// The last `(created_at, id)` of the previous page; rows strictly older
+    /// in that order come next.
+    pub after: Option<(Timestamp, Uuid)>,
+    /// Maximum rows to return.
+    pub limit: u64,
+}
+
+/// The result of a Revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeOutcome {
+    /// This call revoked the token.
+    Revoked(TokenRecord),
+    /// The token was already revoked; the record keeps the original time.
+    AlreadyRevoked(TokenRecord),
+    /// No token with this id, or not one of the given owner's.
+    NotFound,
+}
+
+/// The token table on one database pool.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    connection: DatabaseConnection,
+    engine: Engine,
+}
+
+impl TokenStore {
+    pub(super) fn new(connection: DatabaseConnection, engine: Engine) -> Self {
+        Self { connection, engine }
+    }
+
+    /// Returns the engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Returns the pool, for tests that inspect tables directly.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error of the failing migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.connection, None).await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers a trivial query.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError::Unavailable`] or another driver error.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.connection.ping().await?;
+        Ok(())
+    }
+
+    /// Inserts a new token. No existing row is ever changed.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error; the insert is one statement, so nothing is
+    /// half-written.
+    pub async fn insert(&self, token: &NewToken) -> Result<(), StoreError> {
+        let record = &token.record;
+        let row = entity::ActiveModel {
+            id: Set(record.id),
+            owner: Set(record.owner.as_str().to_owned()),
+            name: Set(record.name.clone()),
+            digest: Set(token.digest.as_bytes().to_vec()),
+            display_hint: Set(record.display_hint.clone()),
+            scopes: Set(record.scopes.to_stored()),
+            created_at: Set(record.created_at.as_micros()),
+            expires_at: Set(record.expires_at.map(Timestamp::as_micros)),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        };
+        entity::Entity::insert(row)
+            .exec_without_returning(&self.connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Finds a token by the digest of its secret through the unique index.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error, or [`StoreError::Corrupt`] for a bad row.
+    pub async fn find_by_digest(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
+        let row = entity::Entity::find()
+            .filter(entity::Column::Digest.eq(digest.as_bytes().to_vec()))
+            .one(&self.connection)
+            .await?;
+        row.map(to_record).transpose()
+    }
+
+    /// Finds a token by id, limited to `owner` when one is given.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error, or [`StoreError::Corrupt`] for a bad row.
+    pub async fn find_by_id(
+        &self,
+        id: Uuid,
+        owner: Option<&Owner>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut query = entity::Entity::find_by_id(id);
+        if let Some(owner) = owner {
+            query = query.filter(entity::Column::Owner.eq(owner.as_str()));
+        }
+        let row = query.one(&self.connection).await?;
+        row.map(to_record).transpose()
+    }
+
+    /// Lists tokens newest first with keyset pagination on `(created_at, id)`,
+    /// so inserts during paging neither duplicate nor skip rows.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error, or [`StoreError::Corrupt`] for a bad row.
+    pub async fn list(&self, query: &ListQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut select = entity::Entity::find();
+        if let Some(owner) = &query.owner {
+            select = select.filter(entity::Column::Owner.eq(owner.as_str()));
+        }
+        if !query.include_revoked {
+            select = select.filter(entity::Column::RevokedAt.is_null());
+        }
+        if let Some((created_at, id)) = query.after {
+            let created_at = created_at.as_micros();
+            select = select.filter(
+                Condition::any()
+                    .add(entity::Column::CreatedAt.lt(created_at))
+                    .add(
+                        Condition::all()
+                            .add(entity::Column::CreatedAt.eq(created_at))
+                            .add(entity::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        let rows = select
+            .order_by_desc(entity::Column::CreatedAt)
+            .order_by_desc(entity::Column::Id)
+            .limit(query.limit)
+            .all(&self.connection)
+            .await?;
+        rows.into_iter().map(to_record).collect()
+    }
+
+    /// Revokes a token at `now`, limited to `owner` when one is given.
+    ///
+    /// The update only touches a row that is not revoked yet, so concurrent
+    /// revokes agree on one `revoked_at` and a repeat returns the original.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error.
+    pub async fn revoke(
+        &self,
+        id: Uuid,
+        owner: Option<&Owner>,
+        now: Timestamp,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut update = entity::Entity::update_many()
+            .col_expr(entity::Column::RevokedAt, Expr::value(now.as_micros()))
+            .filter(entity::Column::Id.eq(id))
+            .filter(entity::Column::RevokedAt.is_null());
+        if let Some(owner) = owner {
+            update = update.filter(entity::Column::Owner.eq(owner.as_str()));
+        }
+        let changed = update.exec(&self.connection).await?.rows_affected;
+
+        let Some(record) = self.find_by_id(id, owner).await? else {
+            return Ok(RevokeOutcome::NotFound);
+        };
+        if changed > 0 {
+            Ok(RevokeOutcome::Revoked(record))
+        } else {
+            Ok(RevokeOutcome::AlreadyRevoked(record))
+        }
+    }
+
+    /// Records a successful use at `now`. The update never moves
+    /// `last_used_at` backwards and never touches a revoked token.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error.
+    pub async fn record_use(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        let now = now.as_micros();
+        entity::Entity::update_many()
+            .col_expr(entity::Column::LastUsedAt, Expr::value(now))
+            .filter(entity::Column::Id.eq(id))
+            .filter(entity::Column::RevokedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(entity::Column::LastUsedAt.is_null())
+                    .add(entity::Column::LastUsedAt.lt(now)),
+            )
+            .exec(&self.connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Converts a row to the domain record, checking what the schema cannot.
+fn to_record(row: entity::Model) -> Result<TokenRecord, StoreError> {
+    let id = row.id;
+    let corrupt = |reason| StoreError::Corrupt { id, reason };
+    let time = |micros: i64| Timestamp::from_micros(micros).ok_or(corrupt("time out of range"));
+    let optional_time = |micros: Option<i64>| micros.map(time).transpose();
+
+    Ok(TokenRecord {
+        id,
+        owner: Owner::from_stored(row.owner),
+        name: row.name,
+        scopes: ScopeSet::from_stored(&row.scopes),
+        display_hint: row.display_hint,
+        created_at: time(row.created_at)?,
+        expires_at: optional_time(row.expires_at)?,
+        last_used_at: optional_time(row.last_used_at)?,
+        revoked_at: optional_time(row.revoked_at)?,
+    })
+}
