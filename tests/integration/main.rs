@@ -1,0 +1,16 @@
+//! Integration tests over real gRPC against a server on a loopback port,
+//! run once per storage engine (see `common`).
+
+#![allow(unreachable_pub, dead_code)]
+
+mod common;
+
+// mod binary;
+mod expiry;
+// mod input;
+mod lifecycle;
+// mod pagination;
+// mod permissions;
+// mod revocation;
+// mod storage;
+// mod usage;
