@@ -86,7 +86,8 @@ pub enum TokenCommand {
     /// Check a token; exits 0 when valid and 3 when not. Reads the token from standard input when not given.
     Validate {
         /// The token to check. Omit it to read from standard input and keep it out of the process list.
-        token: Option<String>,
+        #[arg(value_name = "TOKEN")]
+        checked: Option<String>,
         /// Scope the token must hold; repeat for several.
         #[arg(long = "require-scope")]
         required_scopes: Vec<String>,
@@ -191,11 +192,11 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Validate {
-            token,
+            checked,
             required_scopes,
             client,
         } => {
-            let token = match token {
+            let token = match checked {
                 Some(token) => token,
                 None => {
                     let mut text = String::new();

@@ -5,12 +5,13 @@
 
 mod common;
 
-// mod binary;
+mod binary;
 mod expiry;
 // mod input;
 mod lifecycle;
+mod process;
 // mod pagination;
 // mod permissions;
-// mod revocation;
-// mod storage;
-// mod usage;
+mod revocation;
+mod storage;
+mod usage;
