@@ -9,16 +9,17 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database};
+pub use tokend::domain::Clock;
 use tokend::{
     app,
     domain::{
-        HashingKey, LifetimePolicy, ManualClock, Owner, ScopeSet, Timestamp, TokenFormat, TokenHasher, TokenName,
+        HashingKey, LifetimePolicy, ManualClock, Owner, ScopeSet, Timestamp, TokenFormat,
+        TokenHasher, TokenName,
     },
     grpc::pb::{self, token_service_client::TokenServiceClient},
     service::{Policy, TokenManager},
     storage::{self, TokenStore, connect::PoolSettings},
 };
-pub use tokend::domain::Clock;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 
@@ -56,12 +57,17 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let url = match engine() {
-            Engine::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("tokend.db").display()),
+            Engine::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("tokend.db").display()
+            ),
             Engine::Postgres => {
                 let admin_url = std::env::var("TOKEND_TEST_POSTGRES_URL")
                     .expect("TOKEND_TEST_ENGINE=postgres needs TOKEND_TEST_POSTGRES_URL; run ./scripts/test.sh");
                 let name = format!("tokend_test_{}", uuid::Uuid::now_v7().simple());
-                let admin = Database::connect(admin_url.as_str()).await.expect("connect to the test cluster");
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .expect("connect to the test cluster");
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
@@ -138,7 +144,12 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     start(database, settings, clock, key).await
 }
 
-async fn start(database: TestDatabase, settings: Settings, clock: Arc<ManualClock>, key: HashingKey) -> TestApp {
+async fn start(
+    database: TestDatabase,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    key: HashingKey,
+) -> TestApp {
     let store = open_store(&database.url).await;
     let policy = Policy {
         lifetime: LifetimePolicy::new(
@@ -185,7 +196,9 @@ async fn start(database: TestDatabase, settings: Settings, clock: Arc<ManualCloc
 
 /// Opens and migrates a store on `url`.
 pub async fn open_store(url: &str) -> TokenStore {
-    let store = storage::connect(url, PoolSettings::default()).await.expect("open the test database");
+    let store = storage::connect(url, PoolSettings::default())
+        .await
+        .expect("open the test database");
     store.migrate().await.expect("migrate the test database");
     store
 }
@@ -251,13 +264,26 @@ impl TestApp {
     }
 
     /// Calls Generate.
-    pub async fn generate(&self, caller: &str, request: pb::GenerateRequest) -> Result<pb::GenerateResponse, Status> {
+    pub async fn generate(
+        &self,
+        caller: &str,
+        request: pb::GenerateRequest,
+    ) -> Result<pb::GenerateResponse, Status> {
         let mut client = self.client().await;
-        client.generate(authed(caller, request)).await.map(|r| r.into_inner())
+        client
+            .generate(authed(caller, request))
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Generates a token named `name` with `scopes` and a ttl of `days`.
-    pub async fn generate_simple(&self, caller: &str, name: &str, scopes: &[&str], days: i64) -> Issued {
+    pub async fn generate_simple(
+        &self,
+        caller: &str,
+        name: &str,
+        scopes: &[&str],
+        days: i64,
+    ) -> Issued {
         let response = self
             .generate(
                 caller,
@@ -297,14 +323,24 @@ impl TestApp {
     }
 
     /// Calls List.
-    pub async fn list(&self, caller: &str, request: pb::ListRequest) -> Result<pb::ListResponse, Status> {
+    pub async fn list(
+        &self,
+        caller: &str,
+        request: pb::ListRequest,
+    ) -> Result<pb::ListResponse, Status> {
         let mut client = self.client().await;
-        client.list(authed(caller, request)).await.map(|r| r.into_inner())
+        client
+            .list(authed(caller, request))
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Lists the caller's own tokens, first page.
     pub async fn list_own(&self, caller: &str) -> Vec<pb::Token> {
-        self.list(caller, pb::ListRequest::default()).await.expect("list tokens").tokens
+        self.list(caller, pb::ListRequest::default())
+            .await
+            .expect("list tokens")
+            .tokens
     }
 
     /// Calls Revoke.
@@ -317,7 +353,12 @@ impl TestApp {
     }
 
     /// Calls Validate.
-    pub async fn validate(&self, caller: &str, token: &str, required: &[&str]) -> Result<pb::ValidateResponse, Status> {
+    pub async fn validate(
+        &self,
+        caller: &str,
+        token: &str,
+        required: &[&str],
+    ) -> Result<pb::ValidateResponse, Status> {
         let mut client = self.client().await;
         client
             .validate(authed(
@@ -333,7 +374,10 @@ impl TestApp {
 
     /// Validates `token` and returns only the result.
     pub async fn validate_result(&self, caller: &str, token: &str) -> pb::ValidateResult {
-        self.validate(caller, token, &[]).await.expect("validate").result()
+        self.validate(caller, token, &[])
+            .await
+            .expect("validate")
+            .result()
     }
 
     /// Finds one token by id through an admin listing of every owner.
@@ -407,6 +451,12 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
 
 /// Returns the protobuf timestamp of `seconds` after the test start.
 pub fn at_offset(start: Timestamp, seconds: i64) -> prost_types::Timestamp {
-    let (s, n) = start.checked_add_micros(seconds * 1_000_000).unwrap().to_unix();
-    prost_types::Timestamp { seconds: s, nanos: n }
+    let (s, n) = start
+        .checked_add_micros(seconds * 1_000_000)
+        .unwrap()
+        .to_unix();
+    prost_types::Timestamp {
+        seconds: s,
+        nanos: n,
+    }
 }

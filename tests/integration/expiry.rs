@@ -17,7 +17,10 @@ fn request(expiration: Option<pb::generate_request::Expiration>) -> pb::Generate
 fn seconds_between(token: &pb::Token) -> i64 {
     let created = token.created_at.unwrap();
     let expires = token.expires_at.unwrap();
-    assert_eq!(created.nanos, expires.nanos, "expiry keeps the sub-second part of now");
+    assert_eq!(
+        created.nanos, expires.nanos,
+        "expiry keeps the sub-second part of now"
+    );
     expires.seconds - created.seconds
 }
 
@@ -31,7 +34,12 @@ async fn ttl_is_exact_days_across_dst_and_leap_day() {
     })
     .await;
     let user = app.bootstrap("u1", &["tokens:self"]).await;
-    let token = app.generate(&user.secret, request(Some(ttl_days(60)))).await.unwrap().token.unwrap();
+    let token = app
+        .generate(&user.secret, request(Some(ttl_days(60))))
+        .await
+        .unwrap()
+        .token
+        .unwrap();
     assert_eq!(seconds_between(&token), 60 * DAY);
     assert_eq!(token.created_at.unwrap().seconds, 1_806_195_599);
 
@@ -42,9 +50,15 @@ async fn ttl_is_exact_days_across_dst_and_leap_day() {
             ..Settings::default()
         })
         .await;
-    app.clock.set(Timestamp::from_unix(1_835_438_400, 0).unwrap());
+    app.clock
+        .set(Timestamp::from_unix(1_835_438_400, 0).unwrap());
     let user = app.bootstrap("u1", &["tokens:self"]).await;
-    let token = app.generate(&user.secret, request(Some(ttl_days(365)))).await.unwrap().token.unwrap();
+    let token = app
+        .generate(&user.secret, request(Some(ttl_days(365))))
+        .await
+        .unwrap()
+        .token
+        .unwrap();
     assert_eq!(seconds_between(&token), 365 * DAY);
 }
 
@@ -59,29 +73,62 @@ async fn max_lifetime_is_inclusive_and_default_clamped() {
     let user = app.bootstrap("u1", &["tokens:self"]).await;
 
     for days in [1, 39, 40] {
-        let token = app.generate(&user.secret, request(Some(ttl_days(days)))).await.unwrap().token.unwrap();
+        let token = app
+            .generate(&user.secret, request(Some(ttl_days(days))))
+            .await
+            .unwrap()
+            .token
+            .unwrap();
         assert_eq!(seconds_between(&token), days * DAY, "ttl {days} days");
     }
-    let token = app.generate(&user.secret, request(None)).await.unwrap().token.unwrap();
-    assert_eq!(seconds_between(&token), 40 * DAY, "the default is clamped to the maximum");
+    let token = app
+        .generate(&user.secret, request(None))
+        .await
+        .unwrap()
+        .token
+        .unwrap();
+    assert_eq!(
+        seconds_between(&token),
+        40 * DAY,
+        "the default is clamped to the maximum"
+    );
 
-    let message = expect_code(app.generate(&user.secret, request(Some(ttl_days(41)))).await, Code::InvalidArgument);
+    let message = expect_code(
+        app.generate(&user.secret, request(Some(ttl_days(41))))
+            .await,
+        Code::InvalidArgument,
+    );
     assert!(message.contains("40 days"), "{message}");
     assert!(message.contains("ttl"), "{message}");
 
     let exact = at_offset(app.clock.now(), 40 * DAY);
     let expires = pb::generate_request::Expiration::ExpiresAt(exact);
-    assert!(app.generate(&user.secret, request(Some(expires))).await.is_ok());
-    let later = prost_types::Timestamp { seconds: exact.seconds + 1, ..exact };
+    assert!(
+        app.generate(&user.secret, request(Some(expires)))
+            .await
+            .is_ok()
+    );
+    let later = prost_types::Timestamp {
+        seconds: exact.seconds + 1,
+        ..exact
+    };
     let expires = pb::generate_request::Expiration::ExpiresAt(later);
-    expect_code(app.generate(&user.secret, request(Some(expires))).await, Code::InvalidArgument);
+    expect_code(
+        app.generate(&user.secret, request(Some(expires))).await,
+        Code::InvalidArgument,
+    );
 }
 
 #[tokio::test]
 async fn default_lifetime_is_thirty_days() {
     let app = spawn_app().await;
     let user = app.bootstrap("u1", &["tokens:self"]).await;
-    let token = app.generate(&user.secret, request(None)).await.unwrap().token.unwrap();
+    let token = app
+        .generate(&user.secret, request(None))
+        .await
+        .unwrap()
+        .token
+        .unwrap();
     assert_eq!(seconds_between(&token), 30 * DAY);
 }
 
@@ -92,12 +139,20 @@ async fn past_or_present_expiry_is_rejected() {
     let before = app.list_own(&user.secret).await;
 
     for offset in [-1, 0] {
-        let expires = pb::generate_request::Expiration::ExpiresAt(at_offset(app.clock.now(), offset));
-        let message = expect_code(app.generate(&user.secret, request(Some(expires))).await, Code::InvalidArgument);
+        let expires =
+            pb::generate_request::Expiration::ExpiresAt(at_offset(app.clock.now(), offset));
+        let message = expect_code(
+            app.generate(&user.secret, request(Some(expires))).await,
+            Code::InvalidArgument,
+        );
         assert!(message.contains("expires_at"), "{message}");
     }
     for seconds in [0, -1] {
-        expect_code(app.generate(&user.secret, request(Some(ttl_seconds(seconds)))).await, Code::InvalidArgument);
+        expect_code(
+            app.generate(&user.secret, request(Some(ttl_seconds(seconds))))
+                .await,
+            Code::InvalidArgument,
+        );
     }
 
     assert_eq!(app.list_own(&user.secret).await, before);
@@ -108,11 +163,26 @@ async fn out_of_range_values_are_invalid() {
     let app = spawn_app().await;
     let user = app.bootstrap("u1", &["tokens:self"]).await;
     let cases = [
-        pb::generate_request::Expiration::Ttl(prost_types::Duration { seconds: i64::MAX, nanos: 999_999_999 }),
-        pb::generate_request::Expiration::Ttl(prost_types::Duration { seconds: 1, nanos: -1 }),
-        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp { seconds: 253_402_300_800, nanos: 0 }),
-        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp { seconds: i64::MIN, nanos: 0 }),
-        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp { seconds: 0, nanos: -1 }),
+        pb::generate_request::Expiration::Ttl(prost_types::Duration {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        }),
+        pb::generate_request::Expiration::Ttl(prost_types::Duration {
+            seconds: 1,
+            nanos: -1,
+        }),
+        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp {
+            seconds: 253_402_300_800,
+            nanos: 0,
+        }),
+        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp {
+            seconds: i64::MIN,
+            nanos: 0,
+        }),
+        pb::generate_request::Expiration::ExpiresAt(prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        }),
         pb::generate_request::Expiration::NoExpiration(false),
     ];
     for expiration in cases {
@@ -130,17 +200,26 @@ async fn no_expiration_follows_policy() {
     .await;
     let user = app.bootstrap("u1", &["tokens:self"]).await;
     let never = pb::generate_request::Expiration::NoExpiration(true);
-    let response = app.generate(&user.secret, request(Some(never))).await.unwrap();
+    let response = app
+        .generate(&user.secret, request(Some(never)))
+        .await
+        .unwrap();
     let id = response.token.unwrap().id;
 
     let listed = app.list_own(&user.secret).await;
     let token = listed.iter().find(|t| t.id == id).unwrap();
-    assert!(token.expires_at.is_none(), "no 1970 or year-1 date stands in for never");
+    assert!(
+        token.expires_at.is_none(),
+        "no 1970 or year-1 date stands in for never"
+    );
 
     app.clock.advance_seconds(50 * 366 * DAY);
     // Bootstrap tokens live 30 days, so the service token is made after the jump.
     let service = app.validator().await;
-    let validated = app.validate(&service.secret, &response.secret, &[]).await.unwrap();
+    let validated = app
+        .validate(&service.secret, &response.secret, &[])
+        .await
+        .unwrap();
     assert_eq!(validated.result(), pb::ValidateResult::Valid);
     assert!(validated.token.unwrap().expires_at.is_none());
 
@@ -152,7 +231,10 @@ async fn no_expiration_follows_policy() {
         .await;
     let admin = app.admin().await;
     let never = pb::generate_request::Expiration::NoExpiration(true);
-    let message = expect_code(app.generate(&admin.secret, request(Some(never))).await, Code::InvalidArgument);
+    let message = expect_code(
+        app.generate(&admin.secret, request(Some(never))).await,
+        Code::InvalidArgument,
+    );
     assert!(message.contains("no_expiration"), "{message}");
 }
 
@@ -164,9 +246,15 @@ async fn expired_exactly_at_expires_at() {
     let user = app.generate_simple(&admin.secret, "one day", &[], 1).await;
 
     app.clock.advance_seconds(DAY - 1);
-    assert_eq!(app.validate_result(&service.secret, &user.secret).await, pb::ValidateResult::Valid);
+    assert_eq!(
+        app.validate_result(&service.secret, &user.secret).await,
+        pb::ValidateResult::Valid
+    );
     app.clock.advance_seconds(1);
-    assert_eq!(app.validate_result(&service.secret, &user.secret).await, pb::ValidateResult::Expired);
+    assert_eq!(
+        app.validate_result(&service.secret, &user.secret).await,
+        pb::ValidateResult::Expired
+    );
 }
 
 #[tokio::test]
@@ -177,7 +265,10 @@ async fn expired_token_status_and_last_used() {
     let user = app.generate_simple(&admin.secret, "one day", &[], 1).await;
 
     app.clock.advance_seconds(DAY + 1);
-    let response = app.validate(&service.secret, &user.secret, &[]).await.unwrap();
+    let response = app
+        .validate(&service.secret, &user.secret, &[])
+        .await
+        .unwrap();
     assert_eq!(response.result(), pb::ValidateResult::Expired);
     assert!(!response.valid);
 
