@@ -10,16 +10,34 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     grpc::{TokenServiceHandlers, pb},
     service::TokenManager,
+    storage,
 };
 
-/// How often the health check asks the database whether it answers.
-pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Intervals of the server's background tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// How often the health check asks the database whether it answers.
+    pub health_interval: Duration,
+    /// How often pending last-used times are written.
+    pub flush_interval: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            health_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
 
 /// Serves the token service on `listener` until `shutdown` completes, then
 /// lets in-flight calls finish.
 ///
 /// Health starts `NOT_SERVING` and is `SERVING` only while the database
-/// answers a ping; a background task checks every `health_interval`.
+/// answers a ping. Background tasks also flush last-used times and, on
+/// PostgreSQL, evict tokens that other replicas revoke. After the last call
+/// finishes, pending last-used times are written once more.
 ///
 /// # Errors
 ///
@@ -27,12 +45,20 @@ pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn serve(
     manager: TokenManager,
     listener: TcpListener,
-    health_interval: Duration,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
-    let health_task = tokio::spawn(watch_database(manager.clone(), reporter, health_interval));
+    let background = [
+        tokio::spawn(watch_database(
+            manager.clone(),
+            reporter,
+            options.health_interval,
+        )),
+        tokio::spawn(flush_usage(manager.clone(), options.flush_interval)),
+        tokio::spawn(evict_revoked(manager.clone())),
+    ];
 
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -45,15 +71,56 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(pb::token_service_server::TokenServiceServer::new(
-            TokenServiceHandlers::new(manager),
+            TokenServiceHandlers::new(manager.clone()),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
 
-    health_task.abort();
+    for task in background {
+        task.abort();
+    }
+    match manager.flush_usage().await {
+        Ok(written) => tracing::info!(tokens = written, "wrote pending last-used times"),
+        Err(error) => {
+            tracing::error!(%error, "failed to write pending last-used times at shutdown")
+        }
+    }
     result?;
     tracing::info!("tokend stopped");
     Ok(())
+}
+
+/// Writes pending last-used times every `interval`, one statement per flush.
+async fn flush_usage(manager: TokenManager, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = manager.flush_usage().await {
+            tracing::error!(%error, "failed to write last-used times; keeping them for the next flush");
+        }
+    }
+}
+
+/// Evicts tokens that other replicas revoke, and clears the cache whenever
+/// the notice stream restarts, since notices may have been lost.
+async fn evict_revoked(manager: TokenManager) {
+    let store = manager.store().clone();
+    let evicting = manager.clone();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let forward = storage::listener::listen_revocations(
+        store,
+        move |id| {
+            let _ = sender.send(id);
+        },
+        move || evicting.cache().invalidate_all(),
+    );
+    let evict = async {
+        while let Some(id) = receiver.recv().await {
+            manager.evict(id).await;
+        }
+    };
+    tokio::join!(forward, evict);
 }
 
 /// Describes every served service, and `google.rpc` so that clients such as

@@ -15,7 +15,7 @@ use clap::Args;
 
 use crate::{
     domain::{HashingKey, LifetimePolicy, SystemClock, TokenFormat, TokenHasher, digest::KEY_LEN},
-    service::{Policy, TokenManager},
+    service::{CacheSettings, Policy, TokenManager},
     storage::{self, TokenStore, connect::PoolSettings},
     telemetry::LogFormat,
 };
@@ -71,6 +71,34 @@ pub struct PolicyArgs {
     /// Comma-separated scopes that may be granted besides the reserved tokens:* scopes. Default: any valid scope.
     #[arg(long, env = "TOKEND_ALLOWED_SCOPES", value_delimiter = ',')]
     pub allowed_scopes: Option<Vec<String>>,
+}
+
+/// The Validate cache and the last-used writer.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Maximum cached token lookups; 0 turns the cache off.
+    #[arg(long, env = "TOKEND_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+
+    /// How long a known token stays cached, such as 10s. On PostgreSQL it
+    /// bounds how long a revocation may take to reach a replica that missed the notice.
+    #[arg(long, env = "TOKEND_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+
+    /// How long an unknown token stays cached, such as 2s.
+    #[arg(long, env = "TOKEND_CACHE_NEGATIVE_TTL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub cache_negative_ttl: Duration,
+}
+
+impl CacheArgs {
+    /// Returns the cache settings.
+    pub fn settings(&self) -> CacheSettings {
+        CacheSettings {
+            capacity: self.cache_capacity,
+            ttl: self.cache_ttl,
+            negative_ttl: self.cache_negative_ttl,
+        }
+    }
 }
 
 impl Default for PolicyArgs {
@@ -216,7 +244,11 @@ impl StorageArgs {
     /// # Errors
     ///
     /// Returns an error for an invalid setting or an unreachable database.
-    pub async fn build_manager(&self, policy: &PolicyArgs) -> anyhow::Result<TokenManager> {
+    pub async fn build_manager(
+        &self,
+        policy: &PolicyArgs,
+        cache: CacheSettings,
+    ) -> anyhow::Result<TokenManager> {
         let (policy, format) = policy.build()?;
         let key = self.hashing_key()?;
         let store = self.open_store().await?;
@@ -226,6 +258,7 @@ impl StorageArgs {
             format,
             policy,
             Arc::new(SystemClock),
+            cache,
         ))
     }
 }

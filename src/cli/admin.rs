@@ -11,6 +11,7 @@ use super::{OutputFormat, output};
 use crate::{
     config::{PolicyArgs, StorageArgs},
     domain::{Expiration, Owner, ScopeSet, TokenName},
+    service::CacheSettings,
     telemetry,
 };
 
@@ -82,7 +83,10 @@ pub(super) async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
         (None, false) => Expiration::Default,
     };
 
-    let manager = args.storage.build_manager(&args.policy).await?;
+    let manager = args
+        .storage
+        .build_manager(&args.policy, CacheSettings::default())
+        .await?;
     let (policy, _) = args.policy.build()?;
     let now = manager.now();
     let expires_at = policy.lifetime.resolve(now, expiration).context("--ttl")?;

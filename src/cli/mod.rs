@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     app,
-    config::{PolicyArgs, StorageArgs},
+    config::{CacheArgs, PolicyArgs, StorageArgs},
     telemetry,
 };
 
@@ -51,11 +51,18 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
 
+    /// How often last-used times are written to the database, such as 1s.
+    #[arg(long, env = "TOKEND_LAST_USED_FLUSH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub last_used_flush_interval: Duration,
+
     #[command(flatten)]
     pub storage: StorageArgs,
 
     #[command(flatten)]
     pub policy: PolicyArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// Flags of `tokend migrate`.
@@ -75,17 +82,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => {
             telemetry::init(args.storage.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "tokend starting");
-            let manager = args.storage.build_manager(&args.policy).await?;
+            let manager = args
+                .storage
+                .build_manager(&args.policy, args.cache.settings())
+                .await?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .map_err(|error| anyhow::anyhow!("failed to listen on {}: {error}", args.listen))?;
-            app::serve(
-                manager,
-                listener,
-                args.health_interval,
-                app::shutdown_signal(),
-            )
-            .await?;
+            let options = app::ServeOptions {
+                health_interval: args.health_interval,
+                flush_interval: args.last_used_flush_interval,
+            };
+            app::serve(manager, listener, options, app::shutdown_signal()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Migrate(args) => {

@@ -2,16 +2,19 @@
 //! permission checks and the four operations. No gRPC types appear here.
 
 mod auth;
+pub mod cache;
 mod error;
 mod generate;
 mod list;
 mod page_token;
 mod revoke;
+pub mod usage;
 mod validate;
 
 use std::{collections::BTreeSet, sync::Arc};
 
 pub use auth::{Caller, Permission};
+pub use cache::CacheSettings;
 pub use error::ServiceError;
 pub use generate::{GenerateInput, Generated};
 pub use list::{ListInput, ListPage};
@@ -19,7 +22,7 @@ pub use validate::ValidateOutcome;
 
 use crate::{
     domain::{Clock, LifetimePolicy, TokenFormat, TokenHasher},
-    storage::TokenStore,
+    storage::{StoreError, TokenStore},
 };
 
 /// Rules that configuration sets.
@@ -40,16 +43,19 @@ pub struct TokenManager {
     policy: Policy,
     clock: Arc<dyn Clock>,
     page_key: [u8; 32],
+    cache: Arc<cache::TokenCache>,
+    usage: Arc<usage::UsageRecorder>,
 }
 
 impl TokenManager {
-    /// Creates the operations over `store`.
+    /// Creates the operations over `store` with a lookup cache of `cache` size.
     pub fn new(
         store: TokenStore,
         hasher: TokenHasher,
         format: TokenFormat,
         policy: Policy,
         clock: Arc<dyn Clock>,
+        cache: CacheSettings,
     ) -> Self {
         let page_key = hasher.key().derive("tokend 2026-12 list page token");
         Self {
@@ -59,7 +65,23 @@ impl TokenManager {
             policy,
             clock,
             page_key,
+            cache: Arc::new(cache::TokenCache::new(cache)),
+            usage: Arc::new(usage::UsageRecorder::default()),
         }
+    }
+
+    /// Writes pending last-used times in one batched statement.
+    ///
+    /// # Errors
+    ///
+    /// Returns the storage error; the pending uses are kept for the next try.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        self.usage.flush(&self.store).await
+    }
+
+    /// Returns the lookup cache, for revocation notices from other replicas.
+    pub fn cache(&self) -> &cache::TokenCache {
+        &self.cache
     }
 
     /// Returns the store, for health checks.

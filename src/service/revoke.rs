@@ -22,13 +22,35 @@ impl TokenManager {
         })?;
         let owner = (!caller.is_admin()).then(|| caller.owner().clone());
 
-        match self
+        let outcome = self
             .store
             .revoke(parsed, owner.as_ref(), self.clock.now())
-            .await?
-        {
-            RevokeOutcome::Revoked(record) | RevokeOutcome::AlreadyRevoked(record) => Ok(record),
-            RevokeOutcome::NotFound => Err(ServiceError::NotFound(parsed.to_string())),
+            .await?;
+        let record = match outcome {
+            RevokeOutcome::Revoked(record) | RevokeOutcome::AlreadyRevoked(record) => record,
+            RevokeOutcome::NotFound => return Err(ServiceError::NotFound(parsed.to_string())),
+        };
+
+        // The local cache is cleared before Revoke returns, so this replica
+        // answers REVOKED on the very next call.
+        self.evict(parsed).await;
+        if let Err(error) = self.store.notify_revoked(parsed).await {
+            // Other replicas still drop the token when their cache entry expires.
+            tracing::error!(token_id = %parsed, %error, "failed to notify other replicas of a revocation");
+        }
+        Ok(record)
+    }
+
+    /// Evicts token `id` from this replica's cache. When the digest cannot be
+    /// read, the whole cache is cleared rather than risk a stale entry.
+    pub async fn evict(&self, id: Uuid) {
+        match self.store.find_digest(id).await {
+            Ok(Some(digest)) => self.cache.invalidate(&digest),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(token_id = %id, %error, "failed to read a digest for eviction; clearing the cache");
+                self.cache.invalidate_all();
+            }
         }
     }
 }

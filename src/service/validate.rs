@@ -1,7 +1,9 @@
 //! The Validate path, shared by the Validate RPC and caller authentication.
 
-use super::{Caller, Permission, ServiceError, TokenManager};
-use crate::domain::{Malformed, ScopeSet, TokenRecord, TokenStatus};
+use std::sync::Arc;
+
+use super::{Caller, Permission, ServiceError, TokenManager, cache::CachedLookup};
+use crate::domain::{Digest, Malformed, ScopeSet, TokenRecord, TokenStatus};
 
 /// The answer for one token. A bad token is an outcome, not an error.
 #[derive(Debug, Clone)]
@@ -41,8 +43,8 @@ impl TokenManager {
         self.check(raw, &required).await
     }
 
-    /// Parses, hashes, looks up and judges one token, and records the use
-    /// when it is valid.
+    /// Parses, hashes, looks up and judges one token, and notes the use in
+    /// memory when it is valid.
     pub(super) async fn check(
         &self,
         raw: &str,
@@ -54,10 +56,12 @@ impl TokenManager {
         };
 
         let digest = self.hasher.digest(token);
-        let Some(record) = self.store.find_by_digest(&digest).await? else {
+        let Some(record) = self.lookup(digest).await? else {
             return Ok(ValidateOutcome::NotFound);
         };
 
+        // Status is derived from the clock on every call, so a cached
+        // record never extends a token's life.
         let now = self.clock.now();
         match record.status(now) {
             TokenStatus::Revoked => return Ok(ValidateOutcome::Revoked(record)),
@@ -68,11 +72,28 @@ impl TokenManager {
             return Ok(ValidateOutcome::InsufficientScope(record));
         }
 
-        // The answer is already known, so a failed last-used write is logged
-        // and does not turn a valid token into an error.
-        if let Err(error) = self.store.record_use(record.id, now).await {
-            tracing::warn!(token_id = %record.id, error = %error, "failed to record token use");
-        }
+        self.usage.record(record.id, now);
         Ok(ValidateOutcome::Valid(record))
+    }
+}
+
+impl TokenManager {
+    /// Finds the record for `digest` in the cache, or in the database on a
+    /// miss, remembering unknown digests too.
+    async fn lookup(&self, digest: Digest) -> Result<Option<TokenRecord>, ServiceError> {
+        match self.cache.get(&digest) {
+            Some(CachedLookup::Known(record)) => return Ok(Some(TokenRecord::clone(&record))),
+            Some(CachedLookup::Unknown) => return Ok(None),
+            None => {}
+        }
+
+        let epoch = self.cache.epoch();
+        let found = self.store.find_by_digest(&digest).await?;
+        let cached = match &found {
+            Some(record) => CachedLookup::Known(Arc::new(record.clone())),
+            None => CachedLookup::Unknown,
+        };
+        self.cache.insert(digest, cached, epoch);
+        Ok(found)
     }
 }

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod entity;
 pub mod error;
+pub mod listener;
 pub mod store;
 
 pub use connect::{Engine, connect};

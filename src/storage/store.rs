@@ -4,8 +4,10 @@
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+    sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -213,28 +215,79 @@ impl TokenStore {
         }
     }
 
-    /// Records a successful use at `now`. The update never moves
-    /// `last_used_at` backwards and never touches a revoked token.
+    /// Records successful uses, one statement per chunk of
+    /// [`USES_PER_STATEMENT`] tokens. Each row takes its own time. The update
+    /// never moves `last_used_at` backwards and writes no other column, so a
+    /// flush that races a Revoke cannot undo it. A use recorded just before
+    /// the revocation is still written, because it happened while valid.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error of the first failing chunk.
+    pub async fn record_uses(&self, uses: &[(Uuid, Timestamp)]) -> Result<(), StoreError> {
+        for chunk in uses.chunks(USES_PER_STATEMENT) {
+            let mut used_at = CaseStatement::new();
+            for (id, time) in chunk {
+                used_at = used_at.case(entity::Column::Id.eq(*id), Expr::value(time.as_micros()));
+            }
+            let used_at: Expr = used_at.into();
+            entity::Entity::update_many()
+                .col_expr(entity::Column::LastUsedAt, used_at.clone())
+                .filter(entity::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                .filter(
+                    Condition::any()
+                        .add(entity::Column::LastUsedAt.is_null())
+                        .add(Expr::col(entity::Column::LastUsedAt).lt(used_at)),
+                )
+                .exec(&self.connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Returns the digest of token `id`, to evict it from caches.
     ///
     /// # Errors
     ///
     /// Returns the driver error.
-    pub async fn record_use(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
-        let now = now.as_micros();
-        entity::Entity::update_many()
-            .col_expr(entity::Column::LastUsedAt, Expr::value(now))
-            .filter(entity::Column::Id.eq(id))
-            .filter(entity::Column::RevokedAt.is_null())
-            .filter(
-                Condition::any()
-                    .add(entity::Column::LastUsedAt.is_null())
-                    .add(entity::Column::LastUsedAt.lt(now)),
-            )
-            .exec(&self.connection)
+    pub async fn find_digest(&self, id: Uuid) -> Result<Option<Digest>, StoreError> {
+        let row = entity::Entity::find_by_id(id).one(&self.connection).await?;
+        Ok(row.and_then(|row| {
+            <[u8; 32]>::try_from(row.digest.as_slice())
+                .ok()
+                .map(Digest::from_bytes)
+        }))
+    }
+}
+
+impl TokenStore {
+    /// Tells other replicas that token `id` was revoked. On SQLite, which
+    /// has one server process, it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error.
+    pub async fn notify_revoked(&self, id: Uuid) -> Result<(), StoreError> {
+        if self.engine != Engine::Postgres {
+            return Ok(());
+        }
+        self.connection
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [REVOCATION_CHANNEL.into(), id.to_string().into()],
+            ))
             .await?;
         Ok(())
     }
 }
+
+/// PostgreSQL notification channel that carries revoked token ids.
+pub const REVOCATION_CHANNEL: &str = "tokend_revocations";
+
+/// Tokens per last-used statement. It keeps each statement's bind
+/// parameters (three per token) far below SQLite's limit of 32,766.
+pub const USES_PER_STATEMENT: usize = 1000;
 
 /// Converts a row to the domain record, checking what the schema cannot.
 fn to_record(row: entity::Model) -> Result<TokenRecord, StoreError> {
