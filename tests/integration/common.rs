@@ -17,7 +17,7 @@ use tokend::{
         TokenHasher, TokenName,
     },
     grpc::pb::{self, token_service_client::TokenServiceClient},
-    service::{Policy, TokenManager},
+    service::{CacheSettings, Policy, TokenManager},
     storage::{self, TokenStore, connect::PoolSettings},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -105,6 +105,9 @@ pub struct Settings {
     pub allow_no_expiration: bool,
     pub allowed_scopes: Option<Vec<String>>,
     pub start: Timestamp,
+    pub cache: CacheSettings,
+    /// Long by default, so tests decide when last-used times are written.
+    pub flush_interval: Duration,
 }
 
 impl Default for Settings {
@@ -115,6 +118,8 @@ impl Default for Settings {
             allow_no_expiration: false,
             allowed_scopes: None,
             start: Timestamp::from_unix(START_SECONDS, 0).unwrap(),
+            cache: CacheSettings::default(),
+            flush_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -168,14 +173,20 @@ async fn start(
         TokenFormat::new("tkn_").unwrap(),
         policy,
         clock.clone(),
+        settings.cache,
     );
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (shutdown, stop) = oneshot::channel::<()>();
+    let flush_interval = settings.flush_interval;
     let served = manager.clone();
     let server = tokio::spawn(async move {
-        app::serve(served, listener, Duration::from_millis(200), async {
+        let options = app::ServeOptions {
+            health_interval: Duration::from_millis(200),
+            flush_interval,
+        };
+        app::serve(served, listener, options, async {
             let _ = stop.await;
         })
         .await
@@ -380,8 +391,34 @@ impl TestApp {
             .result()
     }
 
-    /// Finds one token by id through an admin listing of every owner.
+    /// Writes pending last-used times now, as the periodic flush would.
+    pub async fn flush(&self) {
+        self.manager
+            .flush_usage()
+            .await
+            .expect("flush last-used times");
+    }
+
+    /// Starts another server on the same database, key and clock, as a
+    /// second replica behind a load balancer would run.
+    pub async fn replica(&self) -> TestApp {
+        let database = TestDatabase {
+            url: self.database.url.clone(),
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        };
+        start(
+            database,
+            self.settings.clone(),
+            self.clock.clone(),
+            self.key.clone(),
+        )
+        .await
+    }
+
+    /// Finds one token by id through an admin listing of every owner, after
+    /// writing pending last-used times.
     pub async fn find(&self, admin: &str, id: &str) -> Option<pb::Token> {
+        self.flush().await;
         let response = self
             .list(
                 admin,

@@ -7,11 +7,12 @@ mod common;
 
 mod binary;
 mod expiry;
-// mod input;
+mod hot_path;
+mod input;
 mod lifecycle;
+mod pagination;
+mod permissions;
 mod process;
-// mod pagination;
-// mod permissions;
 mod revocation;
 mod storage;
 mod usage;
