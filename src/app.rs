@@ -146,6 +146,8 @@ async fn watch_database(manager: TokenManager, reporter: HealthReporter, interva
         )
         .await;
         let answered = matches!(result, Ok(Ok(())));
+        crate::metrics::sample_pool(manager.store());
+        metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(manager.cache().len() as f64);
         if answered == serving {
             continue;
         }

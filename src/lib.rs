@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

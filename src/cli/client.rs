@@ -254,7 +254,11 @@ fn authorized<T>(client: &ClientArgs, message: T) -> anyhow::Result<Request<T>> 
 }
 
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    anyhow::anyhow!(
+        "{}: {}",
+        crate::grpc::code_name(status.code()),
+        status.message()
+    )
 }
 
 #[derive(Serialize)]

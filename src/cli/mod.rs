@@ -51,6 +51,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
 
+    /// Address for Prometheus metrics over HTTP, such as 127.0.0.1:9090. Off when unset.
+    #[arg(long, env = "TOKEND_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// How often last-used times are written to the database, such as 1s.
     #[arg(long, env = "TOKEND_LAST_USED_FLUSH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub last_used_flush_interval: Duration,
@@ -82,6 +86,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => {
             telemetry::init(args.storage.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "tokend starting");
+            if let Some(address) = args.metrics_addr {
+                crate::metrics::install(address)?;
+            }
             let manager = args
                 .storage
                 .build_manager(&args.policy, args.cache.settings())

@@ -123,7 +123,9 @@ impl TokenServiceHandlers {
             .manager
             .validate(&caller, &token, &required_scopes)
             .await?;
-        tracing::debug!(result = convert::outcome_name(&outcome), "token validated");
+        let result = convert::outcome_name(&outcome);
+        metrics::counter!(crate::metrics::VALIDATE_RESULTS, "result" => result).increment(1);
+        tracing::debug!(result, "token validated");
         Ok(convert::validate_response(&outcome, self.manager.now()))
     }
 }

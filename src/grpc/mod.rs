@@ -8,6 +8,7 @@ mod status;
 
 pub use convert::token as token_message;
 pub use handlers::TokenServiceHandlers;
+pub use status::code_name;
 
 /// Types and stubs generated from `proto/tokens/v1/token_service.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

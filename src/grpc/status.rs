@@ -16,16 +16,21 @@ pub(super) fn finish<T>(
     started: Instant,
     result: Result<T, ServiceError>,
 ) -> Result<T, Status> {
-    let latency_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let latency_us = elapsed.as_micros() as u64;
     let error = match result {
         Ok(value) => {
+            metrics::histogram!(crate::metrics::RPC_DURATION, "method" => method, "code" => "OK")
+                .record(elapsed.as_secs_f64());
             tracing::debug!(method, code = "OK", latency_us, "rpc finished");
             return Ok(value);
         }
         Err(error) => error,
     };
     let status = to_status(&error);
-    let code = status.code().description();
+    let code = code_name(status.code());
+    metrics::histogram!(crate::metrics::RPC_DURATION, "method" => method, "code" => code)
+        .record(elapsed.as_secs_f64());
     match &error {
         ServiceError::Unavailable(_) | ServiceError::Internal(_) => {
             tracing::error!(method, code, latency_us, error = format!("{error:#}"), cause = ?std::error::Error::source(&error).map(ToString::to_string), "rpc failed");
@@ -44,6 +49,30 @@ pub(super) fn finish<T>(
         }
     }
     Err(status)
+}
+
+/// Returns the canonical upper-case name of a gRPC code, as logs, metrics
+/// and the CLI print it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// Maps each error to its code. The match has no catch-all arm, so a new

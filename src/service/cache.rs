@@ -134,9 +134,14 @@ impl TokenCache {
         }
     }
 
-    /// Returns the approximate number of entries.
+    /// Returns the number of entries after applying pending evictions. It
+    /// does housekeeping work, so call it from background sampling only.
     pub fn len(&self) -> u64 {
-        self.entries.as_ref().map_or(0, Cache::entry_count)
+        let Some(entries) = &self.entries else {
+            return 0;
+        };
+        entries.run_pending_tasks();
+        entries.entry_count()
     }
 
     /// Returns whether the cache is empty, approximately.

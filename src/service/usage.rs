@@ -47,7 +47,11 @@ impl UsageRecorder {
             return Ok(0);
         }
         match store.record_uses(&batch).await {
-            Ok(()) => Ok(batch.len()),
+            Ok(()) => {
+                metrics::counter!(crate::metrics::LAST_USED_FLUSHES).increment(1);
+                metrics::counter!(crate::metrics::LAST_USED_TOKENS).increment(batch.len() as u64);
+                Ok(batch.len())
+            }
             Err(error) => {
                 for (id, time) in batch {
                     self.record(id, time);

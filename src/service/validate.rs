@@ -82,9 +82,17 @@ impl TokenManager {
     /// miss, remembering unknown digests too.
     async fn lookup(&self, digest: Digest) -> Result<Option<TokenRecord>, ServiceError> {
         match self.cache.get(&digest) {
-            Some(CachedLookup::Known(record)) => return Ok(Some(TokenRecord::clone(&record))),
-            Some(CachedLookup::Unknown) => return Ok(None),
-            None => {}
+            Some(CachedLookup::Known(record)) => {
+                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
+                return Ok(Some(TokenRecord::clone(&record)));
+            }
+            Some(CachedLookup::Unknown) => {
+                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
+                return Ok(None);
+            }
+            None => {
+                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "miss").increment(1)
+            }
         }
 
         let epoch = self.cache.epoch();
