@@ -36,7 +36,7 @@ pub struct StorageArgs {
     #[arg(long, env = "TOKEND_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// File with the 32-byte hashing key as 64 hex characters. Default: hashing.key in the data directory, created on first start.
+    /// File with the 32-byte hashing key as 64 hex characters; TOKEND_HASHING_KEY may hold the key itself. Default: hashing.key in the data directory, created on first start with SQLite only.
     #[arg(long, env = "TOKEND_HASHING_KEY_FILE")]
     pub hashing_key_file: Option<PathBuf>,
 
@@ -173,12 +173,7 @@ impl StorageArgs {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
-        fs::create_dir_all(&self.data_dir).with_context(|| {
-            format!(
-                "failed to create data directory {}",
-                self.data_dir.display()
-            )
-        })?;
+        create_data_dir(&self.data_dir)?;
         let path = self.data_dir.join(DATABASE_FILE_NAME);
         Ok(format!("sqlite://{}?mode=rwc", path.display()))
     }
@@ -207,35 +202,38 @@ impl StorageArgs {
         Ok(store)
     }
 
-    /// Loads the hashing key from `TOKEND_HASHING_KEY`, the key file, or the
-    /// data directory, creating the last one on first use.
+    /// Loads the hashing key from `--hashing-key-file`, `TOKEND_HASHING_KEY`
+    /// or `hashing.key` in the data directory, in that order.
+    ///
+    /// With the embedded SQLite database a missing key file is created. With
+    /// an external database it is not, because every replica and every admin
+    /// command must use the same key: a new key would make tokens that no
+    /// replica accepts.
     ///
     /// # Errors
     ///
-    /// Returns an error when the key cannot be read, parsed or created.
+    /// Returns an error when the key cannot be read, parsed or created, or
+    /// when an external database has no configured key.
     pub fn hashing_key(&self) -> anyhow::Result<HashingKey> {
-        if let Ok(hex) = std::env::var("TOKEND_HASHING_KEY") {
-            return HashingKey::from_hex(&hex)
-                .map_err(|message| anyhow::anyhow!("TOKEND_HASHING_KEY: {message}"));
-        }
         if let Some(path) = &self.hashing_key_file {
             return read_key(path);
         }
-        if self.database_url.is_some() {
-            tracing::warn!(
-                "no hashing key configured for an external database; using the key file in the data directory, which every replica must share"
-            );
+        if let Ok(hex) = std::env::var("TOKEND_HASHING_KEY") {
+            return HashingKey::from_hex(&hex)
+                .map_err(|message| anyhow::anyhow!("TOKEND_HASHING_KEY: {message}"));
         }
         let path = self.data_dir.join(KEY_FILE_NAME);
         if path.exists() {
             return read_key(&path);
         }
-        fs::create_dir_all(&self.data_dir).with_context(|| {
-            format!(
-                "failed to create data directory {}",
-                self.data_dir.display()
-            )
-        })?;
+        if self.database_url.is_some() {
+            bail!(
+                "no hashing key for the external database: pass --hashing-key-file or set TOKEND_HASHING_KEY \
+                 (64 hex characters), the same on every replica and admin command; \
+                 create one with: od -An -tx1 -N32 /dev/urandom | tr -d ' \\n'"
+            );
+        }
+        create_data_dir(&self.data_dir)?;
         create_key(&path)
     }
 
@@ -261,6 +259,18 @@ impl StorageArgs {
             cache,
         ))
     }
+}
+
+/// Creates the data directory readable only by its owner, because the
+/// database lists every owner and token name.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("failed to create data directory {}", dir.display()))
 }
 
 fn engine_name(url: &str) -> &'static str {

@@ -86,7 +86,7 @@ pub enum TokenCommand {
     /// Check a token; exits 0 when valid and 3 when not. Reads the token from standard input when not given.
     Validate {
         /// The token to check. Omit it to read from standard input and keep it out of the process list.
-        #[arg(value_name = "TOKEN")]
+        #[arg(value_name = "SECRET")]
         checked: Option<String>,
         /// Scope the token must hold; repeat for several.
         #[arg(long = "require-scope")]
@@ -229,7 +229,13 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(client: &ClientArgs) -> anyhow::Result<TokenServiceClient<Channel>> {
-    let endpoint = Channel::from_shared(client.server.clone())
+    // A bare host:port is the common mistake; plaintext is what it means on loopback.
+    let server = if client.server.contains("://") {
+        client.server.clone()
+    } else {
+        format!("http://{}", client.server)
+    };
+    let endpoint = Channel::from_shared(server)
         .with_context(|| format!("--server {:?} is not a valid URL", client.server))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30));

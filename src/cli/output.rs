@@ -67,6 +67,7 @@ pub(super) fn rfc3339(time: &prost_types::Timestamp) -> String {
 pub(super) fn print_table(tokens: &[TokenView]) {
     let header = [
         "ID",
+        "OWNER",
         "NAME",
         "STATUS",
         "CREATED",
@@ -75,11 +76,12 @@ pub(super) fn print_table(tokens: &[TokenView]) {
         "SCOPES",
         "HINT",
     ];
-    let rows: Vec<[String; 8]> = tokens
+    let rows: Vec<[String; 9]> = tokens
         .iter()
         .map(|t| {
             [
                 t.id.clone(),
+                t.owner.clone(),
                 t.name.clone(),
                 t.status.to_owned(),
                 t.created_at.clone().unwrap_or_default(),

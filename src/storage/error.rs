@@ -68,10 +68,13 @@ fn is_unavailable_sqlx(error: &sqlx::Error) -> bool {
 /// low byte. PostgreSQL SQLSTATE classes: 08 connection exception, 53
 /// insufficient resources, 57P0x operator intervention (shutdown, crash).
 fn is_unavailable_code(code: &str) -> bool {
-    if let Ok(number) = code.parse::<i64>() {
-        return matches!(number & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+    // A SQLSTATE always has five characters, and SQLite's extended codes
+    // stay below 10,000, so the length tells the engines apart.
+    if code.len() == 5 {
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
     }
-    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    code.parse::<i64>()
+        .is_ok_and(|number| matches!(number & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ async fn cli_reports_errors_with_codes() {
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("InvalidArgument"), "{stderr}");
+    assert!(stderr.contains("INVALID_ARGUMENT"), "{stderr}");
     assert!(stderr.contains("name"), "{stderr}");
     assert!(
         !stderr.contains(&user),
@@ -131,7 +131,7 @@ async fn cli_reports_errors_with_codes() {
         None,
     );
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(stderr.contains("UNAUTHENTICATED"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -21,8 +21,15 @@ pub fn storage_flags(database: &TestDatabase) -> Vec<String> {
         data_dir(database).display().to_string(),
     ];
     if engine() == Engine::Postgres {
+        // An external database needs an explicit key shared by every command.
+        let key_file = data_dir(database).join("hashing.key");
+        if !key_file.exists() {
+            std::fs::write(&key_file, hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        }
         flags.push("--database-url".to_owned());
         flags.push(database.url.clone());
+        flags.push("--hashing-key-file".to_owned());
+        flags.push(key_file.display().to_string());
     }
     flags
 }
