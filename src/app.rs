@@ -20,13 +20,25 @@ pub struct ServeOptions {
     pub health_interval: Duration,
     /// How often pending last-used times are written.
     pub flush_interval: Duration,
+    /// How long in-flight calls may run after a shutdown signal.
+    pub shutdown_grace: Duration,
 }
+
+/// Largest request message accepted, in bytes. The biggest valid request,
+/// a Generate with 32 scopes of 64 characters and a 100-character name,
+/// is under 3 KiB.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Largest header list accepted, in bytes. It bounds a huge or repeated
+/// `authorization` header before any handler runs.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             health_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -66,15 +78,37 @@ pub async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, "tokend listening");
 
-    let result = Server::builder()
+    let tokens = pb::token_service_server::TokenServiceServer::new(TokenServiceHandlers::new(
+        manager.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let serving = Server::builder()
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::token_service_server::TokenServiceServer::new(
-            TokenServiceHandlers::new(manager.clone()),
-        ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+        .add_service(tokens)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    // After the signal, in-flight calls get the grace period and no more.
+    let grace = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(options.shutdown_grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = serving => result,
+        () = grace => {
+            tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace period over; dropping calls still in flight");
+            Ok(())
+        }
+    };
 
     for task in background {
         task.abort();

@@ -68,6 +68,14 @@ pub struct PolicyArgs {
     #[arg(long, env = "TOKEND_ALLOW_NO_EXPIRATION")]
     pub allow_no_expiration: bool,
 
+    /// Maximum active (not revoked, not expired) tokens per owner; Generate fails with FAILED_PRECONDITION beyond it.
+    #[arg(
+        long,
+        env = "TOKEND_MAX_ACTIVE_TOKENS_PER_OWNER",
+        default_value_t = 1000
+    )]
+    pub max_active_tokens_per_owner: u64,
+
     /// Comma-separated scopes that may be granted besides the reserved tokens:* scopes. Default: any valid scope.
     #[arg(long, env = "TOKEND_ALLOWED_SCOPES", value_delimiter = ',')]
     pub allowed_scopes: Option<Vec<String>>,
@@ -108,6 +116,7 @@ impl Default for PolicyArgs {
             default_ttl: Duration::from_secs(30 * 86_400),
             max_ttl: Duration::from_secs(366 * 86_400),
             allow_no_expiration: false,
+            max_active_tokens_per_owner: 1000,
             allowed_scopes: None,
         }
     }
@@ -157,6 +166,7 @@ impl PolicyArgs {
             Policy {
                 lifetime,
                 allowed_scopes,
+                max_active_per_owner: self.max_active_tokens_per_owner,
             },
             format,
         ))

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// How long in-flight calls may run after SIGTERM or SIGINT, such as 30s.
+    #[arg(long, env = "TOKEND_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// How often last-used times are written to the database, such as 1s.
     #[arg(long, env = "TOKEND_LAST_USED_FLUSH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub last_used_flush_interval: Duration,
@@ -99,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let options = app::ServeOptions {
                 health_interval: args.health_interval,
                 flush_interval: args.last_used_flush_interval,
+                shutdown_grace: args.shutdown_grace,
             };
             app::serve(manager, listener, options, app::shutdown_signal()).await?;
             Ok(std::process::ExitCode::SUCCESS)

@@ -38,6 +38,7 @@ pub(super) fn finish<T>(
         ServiceError::Unauthenticated(_)
         | ServiceError::PermissionDenied(_)
         | ServiceError::InvalidArgument { .. }
+        | ServiceError::FailedPrecondition(_)
         | ServiceError::NotFound(_) => {
             tracing::info!(
                 method,
@@ -86,6 +87,7 @@ fn to_status(error: &ServiceError) -> Status {
             error.to_string(),
             ErrorDetails::with_bad_request_violation(*field, message),
         ),
+        ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
         ServiceError::NotFound(_) => Status::not_found(error.to_string()),
         ServiceError::Unavailable(_) => Status::unavailable(error.to_string()),
         ServiceError::Internal(_) => Status::internal(error.to_string()),

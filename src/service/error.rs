@@ -20,6 +20,10 @@ pub enum ServiceError {
         /// What is wrong, with the value where it is not secret and the limit.
         message: String,
     },
+    /// The request is valid but the system's state forbids it, such as an
+    /// owner at the cap of active tokens.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The token does not exist or belongs to another owner.
     #[error("token {0} not found")]
     NotFound(String),

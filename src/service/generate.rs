@@ -61,6 +61,15 @@ impl TokenManager {
         }
 
         let now = self.clock.now();
+        // NOTE: concurrent Generate calls for one owner can pass this check
+        // together, so the cap may be exceeded by the number of such calls.
+        let active = self.store.count_active(&owner, now).await?;
+        if active >= self.policy.max_active_per_owner {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "owner {owner} has {active} active tokens; the limit is {}; revoke tokens that are no longer used",
+                self.policy.max_active_per_owner
+            )));
+        }
         let expires_at = self
             .policy
             .lifetime

@@ -32,6 +32,8 @@ pub struct Policy {
     pub lifetime: LifetimePolicy,
     /// When set, only these scopes (and the reserved ones) may be granted.
     pub allowed_scopes: Option<BTreeSet<String>>,
+    /// Maximum active tokens per owner; Generate fails beyond it.
+    pub max_active_per_owner: u64,
 }
 
 /// The token operations, shared by every RPC handler.

@@ -6,7 +6,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -144,6 +144,25 @@ impl TokenStore {
         }
         let row = query.one(&self.connection).await?;
         row.map(to_record).transpose()
+    }
+
+    /// Counts the tokens of `owner` that are neither revoked nor expired at `now`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error.
+    pub async fn count_active(&self, owner: &Owner, now: Timestamp) -> Result<u64, StoreError> {
+        let count = entity::Entity::find()
+            .filter(entity::Column::Owner.eq(owner.as_str()))
+            .filter(entity::Column::RevokedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(entity::Column::ExpiresAt.is_null())
+                    .add(entity::Column::ExpiresAt.gt(now.as_micros())),
+            )
+            .count(&self.connection)
+            .await?;
+        Ok(count)
     }
 
     /// Lists tokens newest first with keyset pagination on `(created_at, id)`,

@@ -106,6 +106,7 @@ pub struct Settings {
     pub allowed_scopes: Option<Vec<String>>,
     pub start: Timestamp,
     pub cache: CacheSettings,
+    pub max_active_per_owner: u64,
     /// Long by default, so tests decide when last-used times are written.
     pub flush_interval: Duration,
 }
@@ -119,6 +120,7 @@ impl Default for Settings {
             allowed_scopes: None,
             start: Timestamp::from_unix(START_SECONDS, 0).unwrap(),
             cache: CacheSettings::default(),
+            max_active_per_owner: 1000,
             flush_interval: Duration::from_secs(3600),
         }
     }
@@ -166,6 +168,7 @@ async fn start(
             .allowed_scopes
             .clone()
             .map(|list| list.into_iter().collect()),
+        max_active_per_owner: settings.max_active_per_owner,
     };
     let manager = TokenManager::new(
         store,
@@ -185,6 +188,7 @@ async fn start(
         let options = app::ServeOptions {
             health_interval: Duration::from_millis(200),
             flush_interval,
+            shutdown_grace: Duration::from_secs(5),
         };
         app::serve(served, listener, options, async {
             let _ = stop.await;

@@ -7,6 +7,7 @@ mod common;
 
 mod binary;
 mod expiry;
+mod hostile;
 mod hot_path;
 mod input;
 mod lifecycle;
