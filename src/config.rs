@@ -40,6 +40,10 @@ pub struct StorageArgs {
     #[arg(long, env = "TOKEND_HASHING_KEY_FILE")]
     pub hashing_key_file: Option<PathBuf>,
 
+    /// Comma-separated files with previous hashing keys. Tokens hashed under them still validate and are re-hashed under the current key on first use.
+    #[arg(long, env = "TOKEND_PREVIOUS_HASHING_KEY_FILES", value_delimiter = ',')]
+    pub previous_hashing_key_files: Vec<PathBuf>,
+
     /// Maximum open database connections.
     #[arg(long, env = "TOKEND_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
@@ -259,10 +263,22 @@ impl StorageArgs {
     ) -> anyhow::Result<TokenManager> {
         let (policy, format) = policy.build()?;
         let key = self.hashing_key()?;
+        let previous = self
+            .previous_hashing_key_files
+            .iter()
+            .map(|path| read_key(path))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("--previous-hashing-key-files")?;
+        if !previous.is_empty() {
+            tracing::info!(
+                previous_keys = previous.len(),
+                "accepting tokens hashed under previous keys"
+            );
+        }
         let store = self.open_store().await?;
         Ok(TokenManager::new(
             store,
-            TokenHasher::new(key),
+            TokenHasher::with_previous(key, previous),
             format,
             policy,
             Arc::new(SystemClock),

@@ -19,6 +19,8 @@ pub const CACHE_ENTRIES: &str = "tokend_cache_entries";
 pub const LAST_USED_FLUSHES: &str = "tokend_last_used_flushes_total";
 /// Tokens whose last-used time was written.
 pub const LAST_USED_TOKENS: &str = "tokend_last_used_tokens_total";
+/// Tokens found under a previous hashing key and re-hashed.
+pub const REHASHED_TOKENS: &str = "tokend_rehashed_tokens_total";
 /// Database pool connections by state (`idle` or `in_use`).
 pub const POOL_CONNECTIONS: &str = "tokend_db_pool_connections";
 

@@ -74,27 +74,47 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Computes digests of secrets under the server's hashing key.
+/// Computes digests of secrets under the server's current hashing key, and
+/// under previous keys while a rotation is in progress.
 #[derive(Debug, Clone)]
 pub struct TokenHasher {
     key: HashingKey,
+    previous: Vec<HashingKey>,
 }
 
 impl TokenHasher {
-    /// Creates a hasher with `key`.
+    /// Creates a hasher with `key` and no previous keys.
     pub fn new(key: HashingKey) -> Self {
-        Self { key }
+        Self::with_previous(key, Vec::new())
     }
 
-    /// Returns the keyed BLAKE3 digest of the whole token text.
+    /// Creates a hasher with the current `key` and `previous` keys, whose
+    /// digests are still accepted and replaced on first use.
+    pub fn with_previous(key: HashingKey, previous: Vec<HashingKey>) -> Self {
+        Self { key, previous }
+    }
+
+    /// Returns the keyed BLAKE3 digest of the whole token text under the current key.
     pub fn digest(&self, token: &str) -> Digest {
-        Digest(*blake3::keyed_hash(&self.key.0, token.as_bytes()).as_bytes())
+        keyed_digest(&self.key, token)
+    }
+
+    /// Returns the digests under each previous key, oldest configuration order kept.
+    pub fn previous_digests(&self, token: &str) -> Vec<Digest> {
+        self.previous
+            .iter()
+            .map(|key| keyed_digest(key, token))
+            .collect()
     }
 
     /// Returns the key, to derive subkeys for other purposes.
     pub fn key(&self) -> &HashingKey {
         &self.key
     }
+}
+
+fn keyed_digest(key: &HashingKey, token: &str) -> Digest {
+    Digest(*blake3::keyed_hash(&key.0, token.as_bytes()).as_bytes())
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl TokenManager {
         };
 
         let digest = self.hasher.digest(token);
-        let Some(record) = self.lookup(digest).await? else {
+        let Some(record) = self.lookup(digest, token).await? else {
             return Ok(ValidateOutcome::NotFound);
         };
 
@@ -80,7 +80,11 @@ impl TokenManager {
 impl TokenManager {
     /// Finds the record for `digest` in the cache, or in the database on a
     /// miss, remembering unknown digests too.
-    async fn lookup(&self, digest: Digest) -> Result<Option<TokenRecord>, ServiceError> {
+    async fn lookup(
+        &self,
+        digest: Digest,
+        token: &str,
+    ) -> Result<Option<TokenRecord>, ServiceError> {
         match self.cache.get(&digest) {
             Some(CachedLookup::Known(record)) => {
                 metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
@@ -96,12 +100,34 @@ impl TokenManager {
         }
 
         let epoch = self.cache.epoch();
-        let found = self.store.find_by_digest(&digest).await?;
+        let mut found = self.store.find_by_digest(&digest).await?;
+        if found.is_none() {
+            found = self.lookup_previous(&digest, token).await?;
+        }
         let cached = match &found {
             Some(record) => CachedLookup::Known(Arc::new(record.clone())),
             None => CachedLookup::Unknown,
         };
         self.cache.insert(digest, cached, epoch);
         Ok(found)
+    }
+
+    /// Looks the token up under each previous hashing key and, when found,
+    /// stores its digest under the current key so the next lookup is direct.
+    async fn lookup_previous(
+        &self,
+        current: &Digest,
+        token: &str,
+    ) -> Result<Option<TokenRecord>, ServiceError> {
+        for old in self.hasher.previous_digests(token) {
+            let Some(record) = self.store.find_by_digest(&old).await? else {
+                continue;
+            };
+            self.store.replace_digest(record.id, &old, current).await?;
+            metrics::counter!(crate::metrics::REHASHED_TOKENS).increment(1);
+            tracing::info!(token_id = %record.id, "re-hashed a token under the current hashing key");
+            return Ok(Some(record));
+        }
+        Ok(None)
     }
 }

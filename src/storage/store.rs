@@ -263,6 +263,28 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Replaces a token's digest computed under a previous hashing key with
+    /// the one under the current key. The update names the old digest, so
+    /// replicas that race to re-hash the same token write once.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error.
+    pub async fn replace_digest(
+        &self,
+        id: Uuid,
+        old: &Digest,
+        new: &Digest,
+    ) -> Result<(), StoreError> {
+        entity::Entity::update_many()
+            .col_expr(entity::Column::Digest, Expr::value(new.as_bytes().to_vec()))
+            .filter(entity::Column::Id.eq(id))
+            .filter(entity::Column::Digest.eq(old.as_bytes().to_vec()))
+            .exec(&self.connection)
+            .await?;
+        Ok(())
+    }
+
     /// Returns the digest of token `id`, to evict it from caches.
     ///
     /// # Errors

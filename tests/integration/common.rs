@@ -107,6 +107,8 @@ pub struct Settings {
     pub start: Timestamp,
     pub cache: CacheSettings,
     pub max_active_per_owner: u64,
+    /// Keys whose digests are still accepted, for rotation tests.
+    pub previous_keys: Vec<HashingKey>,
     /// Long by default, so tests decide when last-used times are written.
     pub flush_interval: Duration,
 }
@@ -121,6 +123,7 @@ impl Default for Settings {
             start: Timestamp::from_unix(START_SECONDS, 0).unwrap(),
             cache: CacheSettings::default(),
             max_active_per_owner: 1000,
+            previous_keys: Vec::new(),
             flush_interval: Duration::from_secs(3600),
         }
     }
@@ -172,7 +175,7 @@ async fn start(
     };
     let manager = TokenManager::new(
         store,
-        TokenHasher::new(key.clone()),
+        TokenHasher::with_previous(key.clone(), settings.previous_keys.clone()),
         TokenFormat::new("tkn_").unwrap(),
         policy,
         clock.clone(),
@@ -189,6 +192,7 @@ async fn start(
             health_interval: Duration::from_millis(200),
             flush_interval,
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         };
         app::serve(served, listener, options, async {
             let _ = stop.await;
@@ -448,6 +452,26 @@ impl TestApp {
         self.stop().await;
         let database = std::mem::replace(&mut self.database, TestDatabase::placeholder());
         start(database, settings, self.clock.clone(), self.key.clone()).await
+    }
+
+    /// Restarts with `key` as the current hashing key and `previous` keys.
+    pub async fn restart_with_keys(
+        mut self,
+        key: HashingKey,
+        previous: Vec<HashingKey>,
+    ) -> TestApp {
+        self.stop().await;
+        let database = std::mem::replace(&mut self.database, TestDatabase::placeholder());
+        let settings = Settings {
+            previous_keys: previous,
+            ..self.settings.clone()
+        };
+        start(database, settings, self.clock.clone(), key).await
+    }
+
+    /// Returns the current hashing key.
+    pub fn key(&self) -> HashingKey {
+        self.key.clone()
     }
 
     /// Stops the server gracefully and waits for it.

@@ -15,5 +15,6 @@ mod pagination;
 mod permissions;
 mod process;
 mod revocation;
+mod rotation;
 mod storage;
 mod usage;
