@@ -4,6 +4,8 @@
 #   scripts/postgres.sh start   # prints the superuser URL on stdout
 #   scripts/postgres.sh url     # prints the URL again while the cluster runs
 #   scripts/postgres.sh stop    # stops the cluster and deletes its files
+#   scripts/postgres.sh pause   # stops the server, keeping its files, for outage tests
+#   scripts/postgres.sh resume  # starts a paused server again on the same port
 #
 # Typical use: TOKEND_TEST_POSTGRES_URL="$(scripts/postgres.sh start)".
 #
@@ -44,7 +46,7 @@ fail() {
 }
 
 usage() {
-    printf 'usage: %s start|stop|url\n' "$0" >&2
+    printf 'usage: %s start|stop|url|pause|resume\n' "$0" >&2
     exit 2
 }
 
@@ -254,6 +256,28 @@ cmd_stop() {
     log "stopped the cluster on 127.0.0.1:$PG_PORT and deleted $PG_DIR"
 }
 
+# Stops the server but keeps its files and state, so that tests can make
+# the database unreachable and bring it back on the same port.
+cmd_pause() {
+    load_state || fail "no cluster recorded in $STATE_FILE; run '$0 start' first"
+    server_running || fail "the cluster in $PG_DIR is not running"
+    as_owner "$PG_BINDIR/pg_ctl" stop --pgdata="$PG_DIR/data" --mode=fast \
+        --wait --timeout="$STOP_TIMEOUT" >/dev/null 2>&1 ||
+        fail "could not stop the server in $PG_DIR"
+    log "paused the cluster on 127.0.0.1:$PG_PORT"
+}
+
+# Starts a paused server again on its recorded port.
+cmd_resume() {
+    load_state || fail "no cluster recorded in $STATE_FILE; run '$0 start' first"
+    server_running && fail "the cluster in $PG_DIR is already running"
+    as_owner "$PG_BINDIR/pg_ctl" start --pgdata="$PG_DIR/data" --log="$PG_DIR/server.log" \
+        --options="-p $PG_PORT" --wait --timeout="$START_TIMEOUT" >"$PG_DIR/pg_ctl.log" 2>&1 ||
+        fail "could not restart the server on port $PG_PORT; see $PG_DIR/server.log"
+    wait_for_tcp
+    log "resumed the cluster on 127.0.0.1:$PG_PORT"
+}
+
 cmd_url() {
     load_state || fail "no cluster recorded in $STATE_FILE; run '$0 start' first"
     server_running || fail "the cluster in $PG_DIR is not running; run '$0 stop' and then '$0 start'"
@@ -265,5 +289,7 @@ case "$1" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     url) cmd_url ;;
+    pause) cmd_pause ;;
+    resume) cmd_resume ;;
     *) usage ;;
 esac

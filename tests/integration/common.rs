@@ -146,6 +146,13 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Settings::default()).await
 }
 
+/// Starts a server with `settings` on a database the test created itself.
+pub async fn spawn_app_on(database: TestDatabase, settings: Settings) -> TestApp {
+    let clock = Arc::new(ManualClock::new(settings.start));
+    let key = HashingKey::from_bytes(rand::random());
+    start(database, settings, clock, key).await
+}
+
 /// Starts a server with `settings` on a fresh database.
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let database = TestDatabase::create().await;

@@ -11,6 +11,7 @@ mod hostile;
 mod hot_path;
 mod input;
 mod lifecycle;
+mod outage;
 mod pagination;
 mod permissions;
 mod process;
