@@ -6,6 +6,7 @@
 mod common;
 
 mod binary;
+mod crash;
 mod expiry;
 mod hostile;
 mod hot_path;

@@ -102,6 +102,13 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Kills the server with SIGKILL, as a crash or an OOM kill would, and
+    /// waits for it to exit.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit; returns whether it exited 0.
     pub fn stop(mut self) -> bool {
         self.terminate()
