@@ -88,39 +88,26 @@ async fn kill_during_writes_keeps_acknowledged() {
 
     let server = Server::start(&database, &[], &[]);
     let mut after = client(&server).await;
-    for secret in &generated {
-        let request = pb::ValidateRequest {
-            token: secret.clone(),
-            required_scopes: vec![],
-        };
-        let result = after
-            .validate(authed(&admin, request))
-            .await
-            .unwrap()
-            .into_inner()
-            .result();
-        assert_eq!(
-            result,
+    for (secrets, expected, lost) in [
+        (
+            &generated,
             pb::ValidateResult::Valid,
-            "an acknowledged Generate was lost"
-        );
-    }
-    for secret in &revoked {
-        let request = pb::ValidateRequest {
-            token: secret.clone(),
-            required_scopes: vec![],
-        };
-        let result = after
-            .validate(authed(&admin, request))
-            .await
-            .unwrap()
-            .into_inner()
-            .result();
-        assert_eq!(
-            result,
+            "an acknowledged Generate was lost",
+        ),
+        (
+            &revoked,
             pb::ValidateResult::Revoked,
-            "an acknowledged Revoke was lost"
-        );
+            "an acknowledged Revoke was lost",
+        ),
+    ] {
+        for secret in secrets {
+            let request = pb::ValidateRequest {
+                token: secret.clone(),
+                required_scopes: vec![],
+            };
+            let response = after.validate(authed(&admin, request)).await.unwrap();
+            assert_eq!(response.into_inner().result(), expected, "{lost}");
+        }
     }
 
     // Every row still decodes: a half-written row would fail List with INTERNAL.
