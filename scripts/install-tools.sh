@@ -73,6 +73,17 @@ install_postgres() {
     say "postgresql $("$bindir/initdb" --version | awk '{ print $3 }'): $action ($bindir)"
 }
 
+# The Node client's TLS test makes its certificates with the openssl command,
+# because Node cannot create X.509 certificates itself.
+install_openssl() {
+    local action=found
+    if ! command -v openssl >/dev/null 2>&1; then
+        apt_install openssl
+        action=installed
+    fi
+    say "$(openssl version | cut -d' ' -f1-2): $action"
+}
+
 # Prints module@version of the main module a Go binary was built from, or
 # nothing when the file is missing or carries no build information.
 go_binary_module() {
@@ -115,5 +126,6 @@ install_node_tools() {
 
 check_toolchains
 install_postgres
+install_openssl
 install_go_tools
 install_node_tools

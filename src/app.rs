@@ -4,7 +4,7 @@ use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
@@ -13,8 +13,8 @@ use crate::{
     storage,
 };
 
-/// Intervals of the server's background tasks.
-#[derive(Debug, Clone, Copy)]
+/// Intervals of the server's background tasks, and its TLS settings.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// How often the health check asks the database whether it answers.
     pub health_interval: Duration,
@@ -22,6 +22,9 @@ pub struct ServeOptions {
     pub flush_interval: Duration,
     /// How long in-flight calls may run after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Certificate, key and optional client CA; plaintext when `None`.
+    /// [`crate::tls::ServerTlsArgs::load`] builds it from the flags.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// Largest request message accepted, in bytes. The biggest valid request,
@@ -39,6 +42,7 @@ impl Default for ServeOptions {
             health_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -53,7 +57,8 @@ impl Default for ServeOptions {
 ///
 /// # Errors
 ///
-/// Returns the transport error when serving fails.
+/// Returns the transport error when the TLS configuration is invalid or
+/// serving fails.
 pub async fn serve(
     manager: TokenManager,
     listener: TcpListener,
@@ -87,7 +92,11 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(());
     };
-    let serving = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let serving = builder
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -1,7 +1,7 @@
 //! `tokend token …`: client commands that call a running server with the
 //! credential in `TOKEND_TOKEN`.
 
-use std::{io::Read, process::ExitCode, time::Duration};
+use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -9,7 +9,10 @@ use serde::Serialize;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use super::{OutputFormat, output};
-use crate::grpc::pb::{self, token_service_client::TokenServiceClient};
+use crate::{
+    grpc::pb::{self, token_service_client::TokenServiceClient},
+    tls,
+};
 
 /// Exit code of `token validate` when the token is not valid.
 pub(super) const EXIT_NOT_VALID: u8 = 3;
@@ -17,9 +20,31 @@ pub(super) const EXIT_NOT_VALID: u8 = 3;
 /// Flags every client command shares.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
-    /// Server address, such as http://127.0.0.1:50051.
+    /// Server address, such as http://127.0.0.1:50051, or https://tokend.example.com:50051 for TLS.
     #[arg(long, env = "TOKEND_SERVER", default_value = "http://127.0.0.1:50051")]
     server: String,
+
+    /// PEM file with the CA certificates that sign the server's certificate, for an https:// server with a private CA. When set, only these CAs are trusted. Default: the Mozilla root CAs built into tokend.
+    #[arg(long, env = "TOKEND_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// PEM file with the client certificate chain for servers that require client certificates (mutual TLS). Needs --client-key.
+    #[arg(
+        long,
+        env = "TOKEND_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --client-cert.
+    #[arg(
+        long,
+        env = "TOKEND_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
 
     /// The caller's token. Prefer the environment variable: command lines are visible to other users.
     #[arg(long, env = "TOKEND_TOKEN", hide_env_values = true)]
@@ -229,16 +254,39 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(client: &ClientArgs) -> anyhow::Result<TokenServiceClient<Channel>> {
-    // A bare host:port is the common mistake; plaintext is what it means on loopback.
+    let tls_flags =
+        client.ca_cert.is_some() || client.client_cert.is_some() || client.client_key.is_some();
+    // A bare host:port is the common mistake. It means plaintext, which is
+    // right on loopback, unless a TLS flag shows that TLS is meant.
     let server = if client.server.contains("://") {
         client.server.clone()
+    } else if tls_flags {
+        format!("https://{}", client.server)
     } else {
         format!("http://{}", client.server)
     };
-    let endpoint = Channel::from_shared(server)
+    let mut endpoint = Channel::from_shared(server)
         .with_context(|| format!("--server {:?} is not a valid URL", client.server))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30));
+
+    if endpoint.uri().scheme_str() == Some("https") {
+        let identity = match (&client.client_cert, &client.client_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => bail!("--client-cert and --client-key must be set together"),
+        };
+        let config = tls::client_config(client.ca_cert.as_deref(), identity)?;
+        endpoint = endpoint
+            .tls_config(config)
+            .context("invalid TLS settings for the client")?;
+    } else if tls_flags {
+        bail!(
+            "--ca-cert, --client-cert and --client-key apply only to TLS: use an https:// URL in --server, not {:?}",
+            client.server
+        );
+    }
+
     let channel = endpoint
         .connect()
         .await
@@ -260,11 +308,27 @@ fn authorized<T>(client: &ClientArgs, message: T) -> anyhow::Result<Request<T>> 
 }
 
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!(
+    let mut message = format!(
         "{}: {}",
         crate::grpc::code_name(status.code()),
         status.message()
-    )
+    );
+    // A failure below gRPC, such as a connection that a server requiring
+    // client certificates closed, arrives as "transport error" with the
+    // cause in the source chain. tonic nests errors whose messages repeat,
+    // so a repeat is skipped.
+    let mut last = status.message().to_owned();
+    let mut source = std::error::Error::source(&status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != last {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        last = text;
+        source = cause.source();
+    }
+    anyhow::anyhow!(message)
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ use crate::{
     app,
     config::{CacheArgs, PolicyArgs, StorageArgs},
     telemetry,
+    tls::ServerTlsArgs,
 };
 
 pub use output::OutputFormat;
@@ -71,6 +72,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
 }
 
 /// Flags of `tokend migrate`.
@@ -90,6 +94,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => {
             telemetry::init(args.storage.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "tokend starting");
+            // Bad TLS files fail the start before the database is opened.
+            let tls = args.tls.load()?;
             if let Some(address) = args.metrics_addr {
                 crate::metrics::install(address)?;
             }
@@ -104,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 health_interval: args.health_interval,
                 flush_interval: args.last_used_flush_interval,
                 shutdown_grace: args.shutdown_grace,
+                tls,
             };
             app::serve(manager, listener, options, app::shutdown_signal()).await?;
             Ok(std::process::ExitCode::SUCCESS)

@@ -40,10 +40,9 @@ async fn kill_during_writes_keeps_acknowledged() {
     }
 
     let mut workers = Vec::new();
-    for worker in 0..40 {
+    for (worker, (target_id, target_secret)) in targets.iter().cloned().enumerate() {
         let mut client = client(&server).await;
         let admin = admin.clone();
-        let (target_id, target_secret) = targets[worker].clone();
         workers.push(tokio::spawn(async move {
             let mut generated = Vec::new();
             let mut revoked = None;

@@ -19,4 +19,5 @@ mod process;
 mod revocation;
 mod rotation;
 mod storage;
+mod tls;
 mod usage;

@@ -2,6 +2,8 @@ package tokend_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"net/http"
@@ -40,6 +42,42 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println(len(page.GetTokens()), "tokens")
+}
+
+func ExampleWithTLSConfig() {
+	// A tokend run with --tls-client-ca requires a client certificate, and
+	// its certificate is signed by a private CA.
+	caPEM, err := os.ReadFile("/etc/tokend/ca.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		log.Fatal("no PEM certificate in /etc/tokend/ca.pem")
+	}
+	clientCert, err := tls.LoadX509KeyPair("/etc/gateway/client.pem", "/etc/gateway/client.key")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := tokend.New("tokend.internal:8443",
+		tokend.WithToken(os.Getenv("TOKEND_TOKEN")),
+		tokend.WithTLSConfig(&tls.Config{
+			RootCAs:      roots,
+			Certificates: []tls.Certificate{clientCert},
+			MinVersion:   tls.VersionTLS12,
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	response, err := client.Validate(context.Background(), os.Getenv("INCOMING_TOKEN"), "repo:read")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(response.GetResult())
 }
 
 func ExampleClient_Middleware() {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -39,6 +40,7 @@ type tokendProcess struct {
 	dataDir string
 	addr    string
 	logPath string
+	options startOptions
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -102,9 +104,25 @@ func tokendEnv() []string {
 	return env
 }
 
+// startOptions changes how startTokendWith runs tokend.
+type startOptions struct {
+	// serveFlags are appended to the `tokend serve` command line, such as
+	// --tls-cert and --tls-key.
+	serveFlags []string
+	// healthCredentials are the transport credentials of the readiness
+	// check. Nil means plaintext.
+	healthCredentials credentials.TransportCredentials
+}
+
 // startTokend starts `tokend serve` on a fresh data directory under
 // parentDir and waits until its health service reports SERVING.
 func startTokend(parentDir string) (*tokendProcess, error) {
+	return startTokendWith(parentDir, startOptions{})
+}
+
+// startTokendWith is startTokend with extra serve flags and the
+// credentials that the readiness check needs for them.
+func startTokendWith(parentDir string, options startOptions) (*tokendProcess, error) {
 	binary, err := tokendBinary()
 	if err != nil {
 		return nil, err
@@ -120,6 +138,7 @@ func startTokend(parentDir string) (*tokendProcess, error) {
 			binary:  binary,
 			dataDir: dataDir,
 			logPath: filepath.Join(dataDir, fmt.Sprintf("serve-%d.log", attempt)),
+			options: options,
 		}
 		lastErr = process.start()
 		if lastErr == nil {
@@ -146,7 +165,8 @@ func (p *tokendProcess) start() error {
 	}
 	defer logFile.Close()
 
-	p.cmd = exec.Command(p.binary, "serve", "--data-dir", p.dataDir, "--listen", p.addr)
+	args := []string{"serve", "--data-dir", p.dataDir, "--listen", p.addr}
+	p.cmd = exec.Command(p.binary, append(args, p.options.serveFlags...)...)
 	p.cmd.Env = tokendEnv()
 	p.cmd.Stdout = logFile
 	p.cmd.Stderr = logFile
@@ -168,7 +188,11 @@ func (p *tokendProcess) start() error {
 // waitServing polls grpc.health.v1 until the server reports SERVING, the
 // process exits or startTimeout passes.
 func (p *tokendProcess) waitServing() error {
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	transport := p.options.healthCredentials
+	if transport == nil {
+		transport = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(transport))
 	if err != nil {
 		return err
 	}

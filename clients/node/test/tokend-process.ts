@@ -92,10 +92,11 @@ export class TokendProcess {
   }
 
   /**
-   * Starts `tokend serve` on a fresh data directory under parentDir and
-   * waits until it accepts TCP connections.
+   * Starts `tokend serve` on a fresh data directory under parentDir, with
+   * serveFlags appended (such as --tls-cert), and waits until it accepts
+   * TCP connections.
    */
-  static async start(parentDir: string): Promise<TokendProcess> {
+  static async start(parentDir: string, serveFlags: readonly string[] = []): Promise<TokendProcess> {
     const binary = tokendBinary();
     const dataDir = mkdtempSync(join(parentDir, "tokend-"));
     let lastError: unknown;
@@ -103,7 +104,8 @@ export class TokendProcess {
       const port = await freeLoopbackPort();
       const logPath = join(dataDir, `serve-${attempt}.log`);
       const log = openSync(logPath, "w");
-      const child = spawn(binary, ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`], {
+      const args = ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, ...serveFlags];
+      const child = spawn(binary, args, {
         env: tokendEnv(),
         stdio: ["ignore", log, log],
       });
