@@ -3,8 +3,7 @@
 use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Server, ServerTlsConfig};
+use tonic::transport::{Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
@@ -92,6 +91,9 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(());
     };
+    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add about
+    // 40 ms to every small response on Linux.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = Server::builder();
     if let Some(tls) = options.tls {
         builder = builder.tls_config(tls)?;
@@ -102,7 +104,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(tokens)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming, signal);
     // After the signal, in-flight calls get the grace period and no more.
     let grace = async {
         if stopped.await.is_ok() {
