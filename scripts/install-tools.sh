@@ -74,14 +74,17 @@ install_postgres() {
 }
 
 # The Node client's TLS test makes its certificates with the openssl command,
-# because Node cannot create X.509 certificates itself.
-install_openssl() {
-    local action=found
-    if ! command -v openssl >/dev/null 2>&1; then
-        apt_install openssl
-        action=installed
+# because Node cannot create X.509 certificates itself. The benchmark script
+# reads ghz reports with jq and metrics with curl.
+install_commands() {
+    local command missing=()
+    for command in openssl jq curl; do
+        command -v "$command" >/dev/null 2>&1 || missing+=("$command")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        apt_install "${missing[@]}"
     fi
-    say "$(openssl version | cut -d' ' -f1-2): $action"
+    say "openssl, jq, curl: found"
 }
 
 # Prints module@version of the main module a Go binary was built from, or
@@ -126,6 +129,6 @@ install_node_tools() {
 
 check_toolchains
 install_postgres
-install_openssl
+install_commands
 install_go_tools
 install_node_tools

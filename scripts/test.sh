@@ -249,6 +249,13 @@ step_cargo_test() {
     with_time_limit cargo test --workspace --locked 2>&1 | tee "$WORK_DIR/cargo-test-$engine.log"
 }
 
+# A short benchmark run on the debug build, so the bench scripts cannot rot.
+# Its numbers mean nothing; it fails when any call returns an error.
+step_bench_smoke() {
+    bench/install.sh
+    with_time_limit bench/run.sh --quick --binary "$TOKEND_BIN"
+}
+
 step_go_client() {
     cd clients/go
     go vet ./...
@@ -323,3 +330,5 @@ if [[ -f clients/node/package.json ]]; then
 else
     skip_step "Node client" "no clients/node/package.json"
 fi
+
+run_step "benchmark smoke" step_bench_smoke
