@@ -33,7 +33,7 @@ const HEADER_LEN: usize = 48;
 /// Separator of the text fields.
 const SEPARATOR: u8 = 0xFF;
 const MICROS_PER_SECOND: i64 = 1_000_000;
-/// The longest lifetime that `--default-ttl` and `--max-ttl` accept:
+/// The maximum lifetime that `--default-ttl` and `--max-ttl` accept:
 /// 10,000 years of 366 days.
 const MAX_CONFIG_LIFETIME_SECONDS: u64 = 10_000 * 366 * 86_400;
 

@@ -139,13 +139,13 @@ impl LifetimePolicy {
         requested: Expiration,
     ) -> Result<Option<Timestamp>, LifetimeError> {
         let max = describe_seconds(self.max_seconds);
-        let latest = now
-            .checked_add_micros(self.max_seconds.saturating_mul(MICROS_PER_SECOND))
-            .ok_or(LifetimeError::OutOfRange)?;
+        let max_micros = self.max_seconds.saturating_mul(MICROS_PER_SECOND);
 
         match requested {
-            Expiration::Default => now
-                .checked_add_micros(self.default_seconds * MICROS_PER_SECOND)
+            Expiration::Default => self
+                .default_seconds
+                .checked_mul(MICROS_PER_SECOND)
+                .and_then(|micros| now.checked_add_micros(micros))
                 .map(Some)
                 .ok_or(LifetimeError::OutOfRange),
             Expiration::Never if self.allow_no_expiration => Ok(None),
@@ -157,7 +157,7 @@ impl LifetimePolicy {
                         seconds, nanos,
                     )));
                 }
-                if micros > self.max_seconds.saturating_mul(MICROS_PER_SECOND) {
+                if micros > max_micros {
                     return Err(LifetimeError::TtlTooLong {
                         given: describe_duration(seconds, nanos),
                         max,
@@ -171,6 +171,11 @@ impl LifetimePolicy {
                 if expires_at <= now {
                     return Err(LifetimeError::NotInFuture { expires_at, now });
                 }
+                // A maximum that reaches past year 9999 allows any valid
+                // time, which `expires_at` already is.
+                let Some(latest) = now.checked_add_micros(max_micros) else {
+                    return Ok(Some(expires_at));
+                };
                 if expires_at > latest {
                     return Err(LifetimeError::TooLate {
                         expires_at,
@@ -348,6 +353,22 @@ mod tests {
             forbidden.resolve(now(), Expiration::Never),
             Err(LifetimeError::NoExpirationNotAllowed { .. })
         ));
+    }
+
+    #[test]
+    fn huge_max_still_allows_short_lifetimes() {
+        let policy = LifetimePolicy::new(DAY, 9000 * 366 * DAY, true);
+        assert_eq!(
+            policy.resolve(now(), ttl_days(1)),
+            Ok(Some(days_after(now(), 1)))
+        );
+        assert_eq!(
+            policy.resolve(now(), Expiration::Default),
+            Ok(Some(days_after(now(), 1)))
+        );
+        assert_eq!(policy.resolve(now(), Expiration::Never), Ok(None));
+        let far = Timestamp::from_unix(253_402_300_799, 0).unwrap();
+        assert_eq!(policy.resolve(now(), Expiration::At(far)), Ok(Some(far)));
     }
 
     #[test]

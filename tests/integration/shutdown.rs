@@ -247,8 +247,8 @@ async fn sigterm_drains_validate_load() {
             call.outcome
         );
     }
-    // Calls after the signal were answered correctly or refused, never
-    // answered wrongly.
+    // Calls after the signal returned VALID or were refused, and none got a
+    // wrong result.
     for call in &after {
         match &call.outcome {
             Ok(result) => assert_eq!(
