@@ -180,16 +180,15 @@ impl TokenStore {
             select = select.filter(entity::Column::RevokedAt.is_null());
         }
         if let Some((created_at, id)) = query.after {
-            let created_at = created_at.as_micros();
-            select = select.filter(
-                Condition::any()
-                    .add(entity::Column::CreatedAt.lt(created_at))
-                    .add(
-                        Condition::all()
-                            .add(entity::Column::CreatedAt.eq(created_at))
-                            .add(entity::Column::Id.lt(id)),
-                    ),
-            );
+            // A row-value comparison, unlike the equivalent OR of two
+            // conditions, lets both engines seek the index to the position,
+            // so a page deep in the listing costs the same as the first.
+            let position = Expr::tuple([
+                Expr::col(entity::Column::CreatedAt),
+                Expr::col(entity::Column::Id),
+            ]);
+            let after = Expr::tuple([Expr::value(created_at.as_micros()), Expr::value(id)]);
+            select = select.filter(position.lt(after));
         }
         let rows = select
             .order_by_desc(entity::Column::CreatedAt)
