@@ -15,7 +15,7 @@ use crate::{
 /// Intervals of the server's background tasks, and its TLS settings.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// How often the health check asks the database whether it answers.
+    /// Interval between health pings of the database.
     pub health_interval: Duration,
     /// How often pending last-used times are written.
     pub flush_interval: Duration,
@@ -198,14 +198,14 @@ async fn watch_database(manager: TokenManager, reporter: HealthReporter, interva
         }
         serving = answered;
         if serving {
-            tracing::info!("database answers; health is SERVING");
+            tracing::info!("database responds; health is SERVING");
             set_health(&reporter, ServingStatus::Serving).await;
         } else {
             let error = match result {
                 Ok(Err(error)) => error.to_string(),
                 _ => "ping timed out".to_owned(),
             };
-            tracing::error!(%error, "database does not answer; health is NOT_SERVING");
+            tracing::error!(%error, "database does not respond; health is NOT_SERVING");
             set_health(&reporter, ServingStatus::NotServing).await;
         }
     }

@@ -25,7 +25,7 @@ pub const KEY_FILE_NAME: &str = "hashing.key";
 /// Name of the SQLite database file in the data directory.
 pub const DATABASE_FILE_NAME: &str = "tokend.db";
 
-/// Where the data lives and how to reach it.
+/// Storage location and connection settings.
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Directory for the embedded SQLite database and the generated hashing key.
@@ -64,7 +64,7 @@ pub struct PolicyArgs {
     #[arg(long, env = "TOKEND_DEFAULT_TTL", default_value = "30d", value_parser = parse_lifetime)]
     pub default_ttl: Duration,
 
-    /// Longest lifetime a token may have, inclusive.
+    /// Maximum lifetime of a token, inclusive.
     #[arg(long, env = "TOKEND_MAX_TTL", default_value = "366d", value_parser = parse_lifetime)]
     pub max_ttl: Duration,
 

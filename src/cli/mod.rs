@@ -21,7 +21,7 @@ pub use output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(name = "tokend", version, about)]
 pub struct Cli {
-    /// What to run.
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// How often health checks ask the database whether it answers, such as 1s.
+    /// Interval between health pings of the database, such as 1s.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::grpc::pb;
 
-/// How client commands print results.
+/// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Aligned columns for people.

@@ -12,9 +12,9 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 pub const BODY_LEN: usize = 43;
 /// Characters that encode a CRC32: 62^6 exceeds 2^32.
 pub const CHECKSUM_LEN: usize = 6;
-/// Longest value accepted before any parsing, header scheme included.
+/// Maximum input length before any parsing, header scheme included.
 pub const MAX_INPUT_LEN: usize = 255;
-/// Longest configurable prefix.
+/// Maximum prefix length.
 pub const MAX_PREFIX_LEN: usize = 16;
 
 /// Why a value is not a well-formed token. The variants never carry the value.

@@ -9,7 +9,7 @@ pub struct Caller {
     record: TokenRecord,
 }
 
-/// What a caller wants to do, for the coarse permission check.
+/// Kind of operation, for the coarse permission check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     /// Generate, List or Revoke tokens.

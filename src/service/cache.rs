@@ -34,7 +34,7 @@ impl Default for CacheSettings {
     }
 }
 
-/// What the cache remembers about one digest.
+/// Cached result of one digest lookup.
 #[derive(Debug, Clone)]
 pub enum CachedLookup {
     /// The token's record as the database returned it.

@@ -3,7 +3,7 @@
 
 use crate::storage::StoreError;
 
-/// Why an operation failed.
+/// Failure of a token operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The caller's credential is missing or not valid.

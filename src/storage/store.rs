@@ -23,7 +23,7 @@ pub struct NewToken {
     pub digest: Digest,
 }
 
-/// Which tokens a List call reads.
+/// The selection of one List page.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
     /// Only this owner's tokens, or every owner's when `None`.
@@ -80,7 +80,7 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Checks that the database answers a trivial query.
+    /// Checks that the database responds to a trivial query.
     ///
     /// # Errors
     ///
