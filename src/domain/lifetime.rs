@@ -6,7 +6,7 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 /// Seconds in a day. Lifetimes count days as 86,400 s in UTC, never calendar days.
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
-/// The expiration that a Generate request asks for.
+/// The expiration requested by a Generate call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiration {
     /// No expiration field: the server's default lifetime applies.
@@ -24,7 +24,7 @@ pub enum Expiration {
     Never,
 }
 
-/// Why a requested expiration breaks the policy. Messages name the request
+/// Violation of the lifetime policy by a requested expiration. Messages name the request
 /// field, the value and the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifetimeError {

@@ -3,7 +3,7 @@
 /// Maximum length of a name in characters (Unicode scalar values), after trimming.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// Why a name is invalid.
+/// Rule that an invalid name breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// Nothing is left after trimming.

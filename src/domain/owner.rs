@@ -5,7 +5,7 @@ use std::fmt;
 /// Maximum length of an owner id in characters.
 pub const MAX_OWNER_LEN: usize = 128;
 
-/// Why an owner id is invalid.
+/// Rule that an invalid owner id breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OwnerError {
     /// The owner id is empty.

@@ -14,7 +14,7 @@ pub const SELF: &str = "tokens:self";
 /// Scope that allows Validate.
 pub const VALIDATE: &str = "tokens:validate";
 
-/// Why a scope or a scope list is invalid.
+/// Rule that an invalid scope or scope list breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
     /// The scope does not match `[a-z][a-z0-9_.:-]{0,63}`. The value is

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Caller, Permission, ServiceError, TokenManager, cache::CachedLookup};
 use crate::domain::{Digest, Malformed, ScopeSet, TokenRecord, TokenStatus};
 
-/// The answer for one token. A bad token is an outcome, not an error.
+/// Result of validating one token. A bad token is a result, not an error.
 #[derive(Debug, Clone)]
 pub enum ValidateOutcome {
     /// Active and holding every required scope.
