@@ -52,8 +52,8 @@ SEED_BATCH=1000
 MISS_SAMPLE=1000
 # Distinct secrets that the cache-hit scenario repeats.
 HIT_SAMPLE=10
-# Entries that fill the default cache (its default capacity) for the
-# memory measurement, capped by the table size.
+# Distinct secrets validated once each to fill the cache to its default
+# capacity for the memory measurement, capped by the table size.
 CACHE_FILL_MAX=100000
 # The capacity of the "tiny cache" miss scenario: enough to keep the
 # caller's own token cached, far too small for the 1000 validated secrets.
@@ -112,6 +112,9 @@ for size in "${SIZE_LIST[@]}"; do
         fail "invalid size '$size' in --sizes; use whole numbers of at least 100"
 done
 [[ "$DURATION" =~ ^[1-9][0-9]*s$ ]] || fail "invalid --duration '$DURATION'; use whole seconds such as 10s"
+[[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || fail "invalid --concurrency '$CONCURRENCY'; use a whole number of at least 1"
+[[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ && "$CONNECTIONS" -le "$CONCURRENCY" ]] ||
+    fail "invalid --connections '$CONNECTIONS'; use a whole number from 1 to --concurrency ($CONCURRENCY), because ghz spreads its workers over the connections"
 DURATION_SECONDS="${DURATION%s}"
 
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tokend-bench.XXXXXXXX")"
@@ -166,7 +169,8 @@ if [[ -z "$BINARY" ]]; then
     cargo build --release --quiet
     BINARY="${CARGO_TARGET_DIR:-$TOKEND_ROOT/target}/release/tokend"
     BINARY_NAME="$(git rev-parse --short HEAD 2>/dev/null || printf 'unknown')"
-    if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    # Changes to the benchmark scripts and docs do not change the binary.
+    if [[ -n "$(git status --porcelain --untracked-files=no -- . ':!bench' ':!docs' 2>/dev/null)" ]]; then
         BINARY_NAME="$BINARY_NAME with uncommitted changes"
     fi
     BINARY_NAME="$BINARY_NAME, release build"
@@ -324,16 +328,24 @@ ghz_call() {
     fi
     # The outer timeout bounds ghz even if a call hangs past its own limits.
     timeout "${GHZ_LIMIT_SECONDS:-$((DURATION_SECONDS + 120))}" "$GHZ" "${args[@]}" "$@" "127.0.0.1:$SERVER_PORT" >/dev/null
-    # The per-call details make a report tens of megabytes, and the table
-    # needs only the summary.
-    jq 'del(.details)' "$report" >"$report.tmp" && mv "$report.tmp" "$report"
+    # The per-call details and the request data make a report tens of
+    # megabytes, and the table needs only the summary. The data and
+    # metadata also contain the test secrets and the caller's token.
+    jq 'del(.details, .options.data, .options.metadata)' "$report" >"$report.tmp" && mv "$report.tmp" "$report"
 }
 
-# Counts the failed calls in a ghz JSON report: every status other than OK,
-# plus errors that never got a status.
+# Prints latency percentile $2 of the ghz JSON report $1 in milliseconds,
+# rounded to microseconds.
+ghz_percentile() {
+    jq --argjson p "$2" '[.latencyDistribution[] | select(.percentage == $p)][0].latency / 1e3 | round / 1000' "$1"
+}
+
+# Counts the failed calls in a ghz JSON report. ghz lists a failed call
+# both under its status code and under its error message, so the count is
+# the larger of the two sums. That also covers errors without a status.
 ghz_errors() {
-    jq '([.statusCodeDistribution // {} | to_entries[] | select(.key != "OK") | .value] | add // 0)
-        + ([.errorDistribution // {} | to_entries[] | .value] | add // 0)' "$1"
+    jq '[([.statusCodeDistribution // {} | to_entries[] | select(.key != "OK") | .value] | add // 0),
+        ([.errorDistribution // {} | to_entries[] | .value] | add // 0)] | max' "$1"
 }
 
 # Warms up, then measures one scenario for DURATION and records it with the
@@ -371,10 +383,9 @@ measure() {
     fi
     record "$ENGINE" "$SIZE" "$scenario" \
         "$(jq '.rps | floor' "$report")" \
-        "$(jq '[.latencyDistribution[] | select(.percentage == 50)][0].latency / 1e6' "$report")" \
-        "$(jq '[.latencyDistribution[] | select(.percentage == 99)][0].latency / 1e6' "$report")" \
+        "$(ghz_percentile "$report" 50)" "$(ghz_percentile "$report" 99)" \
         "$LAST_RSS" "$(jq '.count' "$report")" "$errors" "$note"
-    log "$scenario: $(jq -r '"\(.rps | floor) rps, p50 \(.latencyDistribution[] | select(.percentage == 50) | .latency / 1e6) ms, p99 \(.latencyDistribution[] | select(.percentage == 99) | .latency / 1e6) ms"' "$report"), RSS $LAST_RSS MiB, $errors errors"
+    log "$scenario: $(jq '.rps | floor' "$report") rps, p50 $(ghz_percentile "$report" 50) ms, p99 $(ghz_percentile "$report" 99) ms, RSS $LAST_RSS MiB, $errors errors"
 }
 
 # Prints cache lookups that went to the database, per call, during the
@@ -445,13 +456,14 @@ seed() {
         --secrets-file "$SECRETS_FILE" --secrets "$secrets" "${STORAGE_ARGS[@]}" \
         2>>"$OUTPUT_DIR/$COMBO-admin.log" || fail "seeding $SIZE tokens on $ENGINE failed; see $OUTPUT_DIR/$COMBO-admin.log"
     SEED_SECONDS=$((SECONDS - started))
+    log "seeded $SIZE tokens in $SEED_SECONDS s"
     if [[ "$ENGINE" == postgres ]]; then
         # Planner statistics and the visibility map, as a database that has
         # run a while would have them, so autovacuum does not start mid-run.
+        started=$SECONDS
         psql_run --dbname="$DATABASE_URL" -c "VACUUM ANALYZE tokens" >/dev/null
+        log "VACUUM ANALYZE took $((SECONDS - started)) s"
     fi
-    SEED_TOTAL_SECONDS=$((SECONDS - started))
-    log "seeded $SIZE tokens in $SEED_SECONDS s ($SEED_TOTAL_SECONDS s with VACUUM ANALYZE on PostgreSQL)"
     record "$ENGINE" "$SIZE" seed - - - - "$SIZE" 0 "seed ${SEED_SECONDS}s"
 }
 
@@ -599,8 +611,7 @@ bench_one() {
         FAILURES=$((FAILURES + 1))
     fi
     record "$ENGINE" "$SIZE" cache-fill "$(jq '.rps | floor' "$OUTPUT_DIR/$COMBO-cache-fill.json")" \
-        "$(jq '[.latencyDistribution[] | select(.percentage == 50)][0].latency / 1e6' "$OUTPUT_DIR/$COMBO-cache-fill.json")" \
-        "$(jq '[.latencyDistribution[] | select(.percentage == 99)][0].latency / 1e6' "$OUTPUT_DIR/$COMBO-cache-fill.json")" \
+        "$(ghz_percentile "$OUTPUT_DIR/$COMBO-cache-fill.json" 50)" "$(ghz_percentile "$OUTPUT_DIR/$COMBO-cache-fill.json" 99)" \
         "$rss" "$(jq '.count' "$OUTPUT_DIR/$COMBO-cache-fill.json")" "$fill_errors" "$fill_count distinct secrets once each; $entries cache entries at the end"
     log "cache-fill: $entries entries, RSS $rss MiB (misses before: $(metric_sum "$fill_before" tokend_cache_lookups_total 'outcome="miss"'))"
     stop_server
