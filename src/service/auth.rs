@@ -1,12 +1,14 @@
 //! Caller authentication and the permission rules of the reserved scopes.
 
+use std::sync::Arc;
+
 use super::{ServiceError, TokenManager, ValidateOutcome};
 use crate::domain::{Owner, ScopeSet, TokenRecord, scope};
 
 /// An authenticated caller: the metadata of the token it presented.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    record: TokenRecord,
+    record: Arc<TokenRecord>,
 }
 
 /// Kind of operation, for the coarse permission check.

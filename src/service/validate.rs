@@ -6,20 +6,23 @@ use super::{Caller, Permission, ServiceError, TokenManager, cache::CachedLookup}
 use crate::domain::{Digest, Malformed, ScopeSet, TokenRecord, TokenStatus};
 
 /// Result of validating one token. A bad token is a result, not an error.
+///
+/// Records are shared with the cache rather than copied, so a cache hit
+/// allocates nothing.
 #[derive(Debug, Clone)]
 pub enum ValidateOutcome {
     /// Active and holding every required scope.
-    Valid(TokenRecord),
+    Valid(Arc<TokenRecord>),
     /// Not a well-formed token; no hashing or I/O happened.
     Malformed(Malformed),
     /// No token has this secret.
     NotFound,
     /// The token has expired.
-    Expired(TokenRecord),
+    Expired(Arc<TokenRecord>),
     /// The token was revoked.
-    Revoked(TokenRecord),
+    Revoked(Arc<TokenRecord>),
     /// Active but missing a required scope.
-    InsufficientScope(TokenRecord),
+    InsufficientScope(Arc<TokenRecord>),
 }
 
 impl TokenManager {
@@ -84,11 +87,11 @@ impl TokenManager {
         &self,
         digest: Digest,
         token: &str,
-    ) -> Result<Option<TokenRecord>, ServiceError> {
+    ) -> Result<Option<Arc<TokenRecord>>, ServiceError> {
         match self.cache.get(&digest) {
             Some(CachedLookup::Known(record)) => {
                 metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
-                return Ok(Some(TokenRecord::clone(&record)));
+                return Ok(Some(record));
             }
             Some(CachedLookup::Unknown) => {
                 metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
@@ -104,8 +107,9 @@ impl TokenManager {
         if found.is_none() {
             found = self.lookup_previous(&digest, token).await?;
         }
+        let found = found.map(Arc::new);
         let cached = match &found {
-            Some(record) => CachedLookup::Known(Arc::new(record.clone())),
+            Some(record) => CachedLookup::Known(Arc::clone(record)),
             None => CachedLookup::Unknown,
         };
         self.cache.insert(digest, cached, epoch);
