@@ -26,14 +26,20 @@ impl TokenManager {
             .store
             .revoke(parsed, owner.as_ref(), self.clock.now())
             .await?;
-        let record = match outcome {
-            RevokeOutcome::Revoked(record) | RevokeOutcome::AlreadyRevoked(record) => record,
+        let (record, digest) = match outcome {
+            RevokeOutcome::Revoked(record, digest)
+            | RevokeOutcome::AlreadyRevoked(record, digest) => (record, digest),
             RevokeOutcome::NotFound => return Err(ServiceError::NotFound(parsed.to_string())),
         };
 
         // The local cache is cleared before Revoke returns, so this replica
-        // answers REVOKED on the very next call.
-        self.evict(parsed).await;
+        // returns REVOKED on the very next call. A stored digest of the wrong
+        // length cannot be a cache key, but the whole cache is cleared rather
+        // than risk keeping a stale entry.
+        match digest {
+            Some(digest) => self.cache.invalidate(&digest),
+            None => self.cache.invalidate_all(),
+        }
         if let Err(error) = self.store.notify_revoked(parsed).await {
             // Other replicas still drop the token when their cache entry expires.
             tracing::error!(token_id = %parsed, %error, "failed to notify other replicas of a revocation");

@@ -37,13 +37,14 @@ pub struct ListQuery {
     pub limit: u64,
 }
 
-/// The result of a Revoke.
+/// The result of a Revoke. The digest comes with the record so the caller
+/// can evict the token from caches without reading it again.
 #[derive(Debug, Clone)]
 pub enum RevokeOutcome {
     /// This call revoked the token.
-    Revoked(TokenRecord),
+    Revoked(TokenRecord, Option<Digest>),
     /// The token was already revoked; the record keeps the original time.
-    AlreadyRevoked(TokenRecord),
+    AlreadyRevoked(TokenRecord, Option<Digest>),
     /// No token with this id, or not one of the given owner's.
     NotFound,
 }
@@ -222,13 +223,19 @@ impl TokenStore {
         }
         let changed = update.exec(&self.connection).await?.rows_affected;
 
-        let Some(record) = self.find_by_id(id, owner).await? else {
+        let mut query = entity::Entity::find_by_id(id);
+        if let Some(owner) = owner {
+            query = query.filter(entity::Column::Owner.eq(owner.as_str()));
+        }
+        let Some(row) = query.one(&self.connection).await? else {
             return Ok(RevokeOutcome::NotFound);
         };
+        let digest = row_digest(&row);
+        let record = to_record(row)?;
         if changed > 0 {
-            Ok(RevokeOutcome::Revoked(record))
+            Ok(RevokeOutcome::Revoked(record, digest))
         } else {
-            Ok(RevokeOutcome::AlreadyRevoked(record))
+            Ok(RevokeOutcome::AlreadyRevoked(record, digest))
         }
     }
 
@@ -291,11 +298,7 @@ impl TokenStore {
     /// Returns the driver error.
     pub async fn find_digest(&self, id: Uuid) -> Result<Option<Digest>, StoreError> {
         let row = entity::Entity::find_by_id(id).one(&self.connection).await?;
-        Ok(row.and_then(|row| {
-            <[u8; 32]>::try_from(row.digest.as_slice())
-                .ok()
-                .map(Digest::from_bytes)
-        }))
+        Ok(row.as_ref().and_then(row_digest))
     }
 }
 
@@ -343,6 +346,13 @@ fn to_row(token: &NewToken) -> entity::ActiveModel {
         last_used_at: Set(None),
         revoked_at: Set(None),
     }
+}
+
+/// Returns a row's digest, or `None` when the stored value has the wrong length.
+fn row_digest(row: &entity::Model) -> Option<Digest> {
+    <[u8; 32]>::try_from(row.digest.as_slice())
+        .ok()
+        .map(Digest::from_bytes)
 }
 
 /// Converts a row to the domain record, checking what the schema cannot.
