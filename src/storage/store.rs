@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    sea_query::{CaseStatement, Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -245,25 +245,22 @@ impl TokenStore {
     /// flush that races a Revoke cannot undo it. A use recorded just before
     /// the revocation is still written, because it happened while valid.
     ///
+    /// The uses travel as one JSON parameter, so the SQL text is the same
+    /// for every batch size: the driver prepares it once per connection
+    /// instead of caching one statement per size.
+    ///
     /// # Errors
     ///
     /// Returns the driver error of the first failing chunk.
     pub async fn record_uses(&self, uses: &[(Uuid, Timestamp)]) -> Result<(), StoreError> {
+        let (backend, sql) = match self.engine {
+            Engine::Sqlite => (DbBackend::Sqlite, RECORD_USES_SQLITE),
+            Engine::Postgres => (DbBackend::Postgres, RECORD_USES_POSTGRES),
+        };
         for chunk in uses.chunks(USES_PER_STATEMENT) {
-            let mut used_at = CaseStatement::new();
-            for (id, time) in chunk {
-                used_at = used_at.case(entity::Column::Id.eq(*id), Expr::value(time.as_micros()));
-            }
-            let used_at: Expr = used_at.into();
-            entity::Entity::update_many()
-                .col_expr(entity::Column::LastUsedAt, used_at.clone())
-                .filter(entity::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
-                .filter(
-                    Condition::any()
-                        .add(entity::Column::LastUsedAt.is_null())
-                        .add(Expr::col(entity::Column::LastUsedAt).lt(used_at)),
-                )
-                .exec(&self.connection)
+            let batch = uses_json(chunk);
+            self.connection
+                .execute_raw(Statement::from_sql_and_values(backend, sql, [batch.into()]))
                 .await?;
         }
         Ok(())
@@ -327,9 +324,42 @@ impl TokenStore {
 /// PostgreSQL notification channel that carries revoked token ids.
 pub const REVOCATION_CHANNEL: &str = "tokend_revocations";
 
-/// Tokens per last-used statement. It keeps each statement's bind
-/// parameters (three per token) far below SQLite's limit of 32,766.
+/// Tokens per last-used statement, which bounds the size of one JSON
+/// parameter to about 60 KB.
 pub const USES_PER_STATEMENT: usize = 1000;
+
+/// The last-used update on SQLite, where ids are 16-byte blobs.
+const RECORD_USES_SQLITE: &str = "UPDATE tokens SET last_used_at = uses.used_at \
+     FROM (SELECT unhex(json_extract(value, '$.id')) AS id, \
+                  json_extract(value, '$.at') AS used_at \
+           FROM json_each(?1)) AS uses \
+     WHERE tokens.id = uses.id \
+       AND (tokens.last_used_at IS NULL OR tokens.last_used_at < uses.used_at)";
+
+/// The last-used update on PostgreSQL, where ids are `uuid` values.
+const RECORD_USES_POSTGRES: &str = "UPDATE tokens SET last_used_at = uses.at \
+     FROM jsonb_to_recordset($1::jsonb) AS uses(id uuid, at bigint) \
+     WHERE tokens.id = uses.id \
+       AND (tokens.last_used_at IS NULL OR tokens.last_used_at < uses.at)";
+
+/// Encodes uses as `[{"id":"<32 hex digits>","at":<microseconds>},…]`, a
+/// form both engines parse. Ids and numbers need no escaping.
+fn uses_json(uses: &[(Uuid, Timestamp)]) -> String {
+    let mut json = String::with_capacity(2 + uses.len() * 60);
+    json.push('[');
+    for (index, (id, at)) in uses.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(
+            r#"{{"id":"{}","at":{}}}"#,
+            id.simple(),
+            at.as_micros()
+        ));
+    }
+    json.push(']');
+    json
+}
 
 /// Converts a new token to its row.
 fn to_row(token: &NewToken) -> entity::ActiveModel {

@@ -2,6 +2,10 @@
 //! Validate lookup uses.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use tokend::{
+    domain::{Digest, Owner, ScopeSet, Timestamp, TokenRecord},
+    storage::NewToken,
+};
 
 use crate::common::*;
 
@@ -133,5 +137,83 @@ async fn digest_has_unique_index_used_by_lookup() {
             );
         }
         other => panic!("unexpected backend {other:?}"),
+    }
+}
+
+/// Inserts `count` tokens for one owner straight into the store.
+async fn insert_tokens(app: &TestApp, count: usize) -> Vec<uuid::Uuid> {
+    let now = app.clock.now();
+    let tokens: Vec<NewToken> = (0..count)
+        .map(|index| {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(index as u64).to_be_bytes());
+            digest[8] = 0xa5;
+            NewToken {
+                record: TokenRecord {
+                    id: uuid::Uuid::now_v7(),
+                    owner: Owner::parse("batch-owner").unwrap(),
+                    name: format!("batch {index}"),
+                    scopes: ScopeSet::parse(&["read"]).unwrap(),
+                    display_hint: "tkd_…abcd".into(),
+                    created_at: now,
+                    expires_at: None,
+                    last_used_at: None,
+                    revoked_at: None,
+                },
+                digest: Digest::from_bytes(digest),
+            }
+        })
+        .collect();
+    let store = app.manager.store();
+    for chunk in tokens.chunks(500) {
+        store.insert_many(chunk).await.expect("insert a batch");
+    }
+    tokens.iter().map(|token| token.record.id).collect()
+}
+
+/// Reads `last_used_at` and `revoked_at` of token `id`.
+async fn use_and_revocation(app: &TestApp, id: uuid::Uuid) -> (Option<Timestamp>, bool) {
+    let record = app
+        .manager
+        .store()
+        .find_by_id(id, None)
+        .await
+        .expect("read a token")
+        .expect("the token exists");
+    (record.last_used_at, record.revoked_at.is_some())
+}
+
+#[tokio::test]
+async fn last_used_batches_span_several_statements() {
+    let app = spawn_app().await;
+    let store = app.manager.store();
+    // More tokens than one statement carries, so the batch is split.
+    let ids = insert_tokens(&app, 2_345).await;
+    let revoked = ids[1_500];
+    store
+        .revoke(revoked, None, app.clock.now())
+        .await
+        .expect("revoke one token");
+
+    let now = app.clock.now();
+    let later = now.checked_add_micros(60_000_000).unwrap();
+    let earlier = now.checked_add_micros(30_000_000).unwrap();
+    let uses: Vec<_> = ids.iter().map(|id| (*id, later)).collect();
+    store.record_uses(&uses).await.expect("record uses");
+    let older: Vec<_> = ids.iter().map(|id| (*id, earlier)).collect();
+    store.record_uses(&older).await.expect("record older uses");
+
+    for id in [ids[0], ids[999], ids[1_000], revoked, ids[2_344]] {
+        let (last_used, is_revoked) = use_and_revocation(&app, id).await;
+        assert_eq!(
+            last_used,
+            Some(later),
+            "token {id} keeps the later use: an older one never moves it back"
+        );
+        assert_eq!(
+            is_revoked,
+            id == revoked,
+            "a flush never changes revocation"
+        );
     }
 }
