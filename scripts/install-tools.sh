@@ -73,18 +73,29 @@ install_postgres() {
     say "postgresql $("$bindir/initdb" --version | awk '{ print $3 }'): $action ($bindir)"
 }
 
-# The Node client's TLS test makes its certificates with the openssl command,
-# because Node cannot create X.509 certificates itself. The benchmark script
-# reads ghz reports with jq and metrics with curl.
+# Commands and the Debian packages that provide them. The Node client's TLS
+# test makes its certificates with the openssl command, because Node cannot
+# create X.509 certificates itself. The benchmark script reads ghz reports
+# with jq and metrics with curl. The Rust test of an unwritable SQLite file
+# makes the file immutable with chattr.
+COMMANDS=(
+    "openssl openssl"
+    "jq jq"
+    "curl curl"
+    "chattr e2fsprogs"
+)
+
 install_commands() {
-    local command missing=()
-    for command in openssl jq curl; do
-        command -v "$command" >/dev/null 2>&1 || missing+=("$command")
+    local entry command package names="" missing=()
+    for entry in "${COMMANDS[@]}"; do
+        read -r command package <<<"$entry"
+        names+="${names:+, }$command"
+        command -v "$command" >/dev/null 2>&1 || missing+=("$package")
     done
     if [[ ${#missing[@]} -gt 0 ]]; then
         apt_install "${missing[@]}"
     fi
-    say "openssl, jq, curl: found"
+    say "$names: found"
 }
 
 # Prints module@version of the main module a Go binary was built from, or

@@ -17,6 +17,7 @@ mod outage;
 mod pagination;
 mod permissions;
 mod process;
+mod readonly;
 mod revocation;
 mod rotation;
 mod shutdown;

@@ -43,7 +43,7 @@ impl Drop for PrivateCluster {
     }
 }
 
-async fn health(app: &TestApp) -> ServingStatus {
+pub async fn health(app: &TestApp) -> ServingStatus {
     let Ok(channel) = tonic::transport::Channel::from_shared(app.url())
         .unwrap()
         .connect()
@@ -63,7 +63,11 @@ async fn health(app: &TestApp) -> ServingStatus {
 }
 
 /// Polls the health service until it reports `wanted`; returns how long it took.
-async fn health_becomes(app: &TestApp, wanted: ServingStatus, limit: Duration) -> Option<Duration> {
+pub async fn health_becomes(
+    app: &TestApp,
+    wanted: ServingStatus,
+    limit: Duration,
+) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if health(app).await == wanted {
