@@ -168,7 +168,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let response = service
                 .generate(authorized(&client, request)?)
                 .await
-                .map_err(rpc_error)?
+                .map_err(|status| rpc_error(&client, status, true))?
                 .into_inner();
             print_generated(&client, &response)?;
         }
@@ -182,6 +182,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
         } => {
             let mut service = connect(&client).await?;
             let mut tokens = Vec::new();
+            let mut first_call = true;
             let next = loop {
                 let request = pb::ListRequest {
                     owner: owner.clone(),
@@ -192,8 +193,9 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                 let page = service
                     .list(authorized(&client, request)?)
                     .await
-                    .map_err(rpc_error)?
+                    .map_err(|status| rpc_error(&client, status, first_call))?
                     .into_inner();
+                first_call = false;
                 tokens.extend(page.tokens.iter().map(output::TokenView::from));
                 if !all || page.next_page_token.is_empty() {
                     break page.next_page_token;
@@ -207,7 +209,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let response = service
                 .revoke(authorized(&client, pb::RevokeRequest { id })?)
                 .await
-                .map_err(rpc_error)?
+                .map_err(|status| rpc_error(&client, status, true))?
                 .into_inner();
             let token = response.token.context("the server returned no token")?;
             let view = output::TokenView::from(&token);
@@ -241,7 +243,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                     },
                 )?)
                 .await
-                .map_err(rpc_error)?
+                .map_err(|status| rpc_error(&client, status, true))?
                 .into_inner();
             let valid = response.valid;
             print_validated(&client, &response)?;
@@ -253,19 +255,28 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl ClientArgs {
+    fn has_tls_flags(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some() || self.client_key.is_some()
+    }
+
+    /// Returns `--server` with a scheme. A bare host:port is the common
+    /// mistake. It means plaintext, which is right on loopback, unless a TLS
+    /// flag shows that TLS is meant.
+    fn server_url(&self) -> String {
+        if self.server.contains("://") {
+            self.server.clone()
+        } else if self.has_tls_flags() {
+            format!("https://{}", self.server)
+        } else {
+            format!("http://{}", self.server)
+        }
+    }
+}
+
 async fn connect(client: &ClientArgs) -> anyhow::Result<TokenServiceClient<Channel>> {
-    let tls_flags =
-        client.ca_cert.is_some() || client.client_cert.is_some() || client.client_key.is_some();
-    // A bare host:port is the common mistake. It means plaintext, which is
-    // right on loopback, unless a TLS flag shows that TLS is meant.
-    let server = if client.server.contains("://") {
-        client.server.clone()
-    } else if tls_flags {
-        format!("https://{}", client.server)
-    } else {
-        format!("http://{}", client.server)
-    };
-    let mut endpoint = Channel::from_shared(server)
+    let tls_flags = client.has_tls_flags();
+    let mut endpoint = Channel::from_shared(client.server_url())
         .with_context(|| format!("--server {:?} is not a valid URL", client.server))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30));
@@ -307,7 +318,11 @@ fn authorized<T>(client: &ClientArgs, message: T) -> anyhow::Result<Request<T>> 
     Ok(request)
 }
 
-fn rpc_error(status: tonic::Status) -> anyhow::Error {
+/// Formats a failed call with the causes that tonic nests in the status,
+/// and explains a connection that a server requiring client certificates
+/// closed. `first_call` is false after an earlier call on the same
+/// connection succeeded, which rules out a rejected handshake.
+fn rpc_error(client: &ClientArgs, status: tonic::Status, first_call: bool) -> anyhow::Error {
     let mut message = format!(
         "{}: {}",
         crate::grpc::code_name(status.code()),
@@ -318,8 +333,10 @@ fn rpc_error(status: tonic::Status) -> anyhow::Error {
     // cause in the source chain. tonic nests errors whose messages repeat,
     // so a repeat is skipped.
     let mut last = status.message().to_owned();
+    let mut failed_in_transport = false;
     let mut source = std::error::Error::source(&status);
     while let Some(cause) = source {
+        failed_in_transport |= cause.is::<tonic::transport::Error>();
         let text = cause.to_string();
         if text != last {
             message.push_str(": ");
@@ -328,7 +345,45 @@ fn rpc_error(status: tonic::Status) -> anyhow::Error {
         last = text;
         source = cause.source();
     }
+
+    let over_tls = client.server_url().starts_with("https://");
+    if failed_in_transport && over_tls && first_call {
+        message.push('\n');
+        message.push_str(&explain_closed_tls_connection(client, &message));
+    }
     anyhow::anyhow!(message)
+}
+
+/// Prefix of rustls 0.23's message for a fatal alert from the server,
+/// which the alert's name follows.
+const FATAL_ALERT: &str = "received fatal alert: ";
+
+/// The alert that a TLS 1.3 server sends when it requires a client
+/// certificate and the client sent none.
+const CERTIFICATE_REQUIRED_ALERT: &str = "received fatal alert: CertificateRequired";
+
+/// Explains why a TLS server closed the connection on the first call.
+///
+/// In TLS 1.3 the server checks the client certificate after the client has
+/// finished its side of the handshake, so the rejection arrives while the
+/// first request is sent. Whether the client reads the server's alert or
+/// only gets "broken pipe" or "connection closed" depends on timing, so both
+/// lead to the same advice.
+fn explain_closed_tls_connection(client: &ClientArgs, failure: &str) -> String {
+    match &client.client_cert {
+        None if failure.contains(CERTIFICATE_REQUIRED_ALERT) => {
+            "The server requires a client certificate. Pass --client-cert and --client-key, or set TOKEND_CLIENT_CERT and TOKEND_CLIENT_KEY.".to_owned()
+        }
+        None => "The server closed the connection after the TLS handshake, so it most likely requires a client certificate. Pass --client-cert and --client-key, or set TOKEND_CLIENT_CERT and TOKEND_CLIENT_KEY.".to_owned(),
+        Some(cert) if failure.contains(FATAL_ALERT) => format!(
+            "The server rejected the client certificate in --client-cert {}. Check that a CA in the server's --tls-client-ca signed it and that it has not expired.",
+            cert.display()
+        ),
+        Some(cert) => format!(
+            "The server closed the connection after the TLS handshake, so it most likely rejected the client certificate in --client-cert {}. Check that a CA in the server's --tls-client-ca signed it and that it has not expired.",
+            cert.display()
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -416,5 +471,87 @@ fn print_validated(client: &ClientArgs, response: &pb::ValidateResponse) -> anyh
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn https_client(client_cert: Option<&str>) -> ClientArgs {
+        ClientArgs {
+            server: "https://127.0.0.1:50051".to_owned(),
+            ca_cert: None,
+            client_cert: client_cert.map(PathBuf::from),
+            client_key: client_cert.map(|_| PathBuf::from("client.key")),
+            token: String::new(),
+            output: OutputFormat::Table,
+        }
+    }
+
+    #[test]
+    fn certificate_required_alert_is_explained() {
+        let explanation = explain_closed_tls_connection(
+            &https_client(None),
+            "UNKNOWN: transport error: connection error: received fatal alert: CertificateRequired",
+        );
+        assert!(
+            explanation.starts_with("The server requires a client certificate."),
+            "{explanation}"
+        );
+        assert!(explanation.contains("--client-cert"), "{explanation}");
+    }
+
+    #[test]
+    fn closed_connection_without_certificate_is_explained() {
+        for failure in [
+            "UNKNOWN: transport error: connection error: stream closed because of a broken pipe",
+            "CANCELLED: operation was canceled: transport error: operation was canceled: connection closed",
+        ] {
+            let explanation = explain_closed_tls_connection(&https_client(None), failure);
+            assert!(
+                explanation.contains("most likely requires a client certificate"),
+                "{explanation}"
+            );
+            assert!(explanation.contains("--client-cert"), "{explanation}");
+        }
+    }
+
+    #[test]
+    fn status_from_server_gets_no_explanation() {
+        let error = rpc_error(
+            &https_client(None),
+            tonic::Status::unavailable("the token database is unavailable, try again later"),
+            true,
+        );
+        assert_eq!(
+            error.to_string(),
+            "UNAVAILABLE: the token database is unavailable, try again later"
+        );
+    }
+
+    #[test]
+    fn rejected_certificate_names_the_file() {
+        let client = https_client(Some("other/client.pem"));
+        let alert = explain_closed_tls_connection(
+            &client,
+            "UNKNOWN: transport error: connection error: received fatal alert: UnknownCA",
+        );
+        assert!(
+            alert.starts_with(
+                "The server rejected the client certificate in --client-cert other/client.pem."
+            ),
+            "{alert}"
+        );
+        let closed = explain_closed_tls_connection(
+            &client,
+            "UNKNOWN: transport error: connection error: stream closed because of a broken pipe",
+        );
+        assert!(
+            closed.contains(
+                "most likely rejected the client certificate in --client-cert other/client.pem."
+            ),
+            "{closed}"
+        );
     }
 }
