@@ -130,15 +130,26 @@ impl TokenServiceHandlers {
     }
 }
 
+/// The method name of the hot path.
+const VALIDATE: &str = "Validate";
+
 /// Runs one RPC under its span: the caller's token id is filled in once
 /// known, the secret never is. The end is logged at a level that follows
-/// the result code.
+/// the result code, with the method name whether or not the span is on.
+///
+/// Validate's span exists only at debug level: with the fmt subscriber,
+/// creating a span and recording a field costs several microseconds,
+/// about a tenth of a cached Validate's CPU time.
 async fn run<T>(
     method: &'static str,
     handler: impl Future<Output = Result<T, ServiceError>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let span = tracing::info_span!("rpc", method, caller_token_id = tracing::field::Empty);
+    let span = if method == VALIDATE {
+        tracing::debug_span!("rpc", method, caller_token_id = tracing::field::Empty)
+    } else {
+        tracing::info_span!("rpc", method, caller_token_id = tracing::field::Empty)
+    };
     let result = handler.instrument(span.clone()).await;
     span.in_scope(|| finish(method, started, result))
         .map(Response::new)
@@ -171,6 +182,6 @@ impl TokenService for TokenServiceHandlers {
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        run("Validate", self.validate_inner(request)).await
+        run(VALIDATE, self.validate_inner(request)).await
     }
 }
