@@ -61,22 +61,24 @@ impl TokenManager {
         }
 
         let now = self.clock.now();
-        // NOTE: concurrent Generate calls for one owner can pass this check
-        // together, so the cap may be exceeded by the number of such calls.
-        let active = self.store.count_active(&owner, now).await?;
-        if active >= self.policy.max_active_per_owner {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "owner {owner} has {active} active tokens; the limit is {}; revoke tokens that are no longer used",
-                self.policy.max_active_per_owner
-            )));
-        }
         let expires_at = self
             .policy
             .lifetime
             .resolve(now, input.expiration)
             .map_err(|error| ServiceError::invalid("expiration", error.to_string()))?;
 
-        self.create(owner, name, scopes, now, expires_at).await
+        let cap = self.policy.max_active_per_owner;
+        let (row, generated) = self.prepare(owner, name, scopes, now, expires_at)?;
+        if !self.store.insert_capped(&row, cap).await? {
+            // The count is read again only for the message; the decision
+            // was made atomically with the insert.
+            let owner = &generated.record.owner;
+            let active = self.store.count_active(owner, now).await?;
+            return Err(ServiceError::FailedPrecondition(format!(
+                "owner {owner} has {active} active tokens; the limit is {cap}; revoke tokens that are no longer used"
+            )));
+        }
+        Ok(generated)
     }
 
     /// Writes a token with already validated fields. The bootstrap command

@@ -6,7 +6,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -114,6 +114,66 @@ impl TokenStore {
             .exec_without_returning(&self.connection)
             .await?;
         Ok(())
+    }
+
+    /// Inserts a new token unless its owner already has `cap` tokens that
+    /// are neither revoked nor expired at the token's creation time. Returns
+    /// whether it was inserted.
+    ///
+    /// The count and the insert are one statement. SQLite takes its write
+    /// lock before the statement reads, so concurrent calls run one after
+    /// another. PostgreSQL reads a snapshot, so calls for one owner first
+    /// take a transaction-scoped advisory lock on the owner; the statement
+    /// after it reads every token that the previous holder committed.
+    ///
+    /// # Errors
+    ///
+    /// Returns the driver error; nothing is written then.
+    pub async fn insert_capped(&self, token: &NewToken, cap: u64) -> Result<bool, StoreError> {
+        let record = &token.record;
+        let values: [sea_orm::Value; 9] = [
+            record.id.into(),
+            record.owner.as_str().into(),
+            record.name.as_str().into(),
+            token.digest.as_bytes().to_vec().into(),
+            record.display_hint.as_str().into(),
+            record.scopes.to_stored().into(),
+            record.created_at.as_micros().into(),
+            record.expires_at.map(Timestamp::as_micros).into(),
+            i64::try_from(cap).unwrap_or(i64::MAX).into(),
+        ];
+        let inserted = match self.engine {
+            Engine::Sqlite => self
+                .connection
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    capped_insert_sql(|index| format!("?{index}")),
+                    values,
+                ))
+                .await?
+                .rows_affected(),
+            Engine::Postgres => {
+                let transaction = self.connection.begin().await?;
+                transaction
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                        [OWNER_LOCK_CLASS.into(), record.owner.as_str().into()],
+                    ))
+                    .await?;
+                let inserted = transaction
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        capped_insert_sql(|index| format!("${index}")),
+                        values,
+                    ))
+                    .await?
+                    .rows_affected();
+                transaction.commit().await?;
+                inserted
+            }
+        };
+        Ok(inserted > 0)
     }
 
     /// Finds a token by the digest of its secret through the unique index.
@@ -341,6 +401,37 @@ const RECORD_USES_POSTGRES: &str = "UPDATE tokens SET last_used_at = uses.at \
      FROM jsonb_to_recordset($1::jsonb) AS uses(id uuid, at bigint) \
      WHERE tokens.id = uses.id \
        AND (tokens.last_used_at IS NULL OR tokens.last_used_at < uses.at)";
+
+/// The first key of the advisory locks on owners ("tknd" in ASCII). Locks
+/// with two keys use a key space apart from single-key locks, which other
+/// programs on the same database are more likely to take.
+const OWNER_LOCK_CLASS: i32 = 0x746b_6e64;
+
+/// Builds the insert of one token that counts its owner's active tokens in
+/// the same statement. `placeholder(n)` writes the engine's n-th parameter:
+/// 1 id, 2 owner, 3 name, 4 digest, 5 display hint, 6 scopes, 7 creation
+/// time, which is also the time the count is taken at, 8 expiry, 9 cap.
+fn capped_insert_sql(placeholder: impl Fn(u8) -> String) -> String {
+    let p = placeholder;
+    format!(
+        "INSERT INTO tokens (id, owner, name, digest, display_hint, scopes, created_at, expires_at) \
+         SELECT {}, {}, {}, {}, {}, {}, {}, {} \
+         WHERE (SELECT COUNT(*) FROM tokens \
+                WHERE owner = {} AND revoked_at IS NULL \
+                  AND (expires_at IS NULL OR expires_at > {})) < {}",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(2),
+        p(7),
+        p(9)
+    )
+}
 
 /// Encodes uses as `[{"id":"<32 hex digits>","at":<microseconds>},…]`, a
 /// form both engines parse. Ids and numbers need no escaping.

@@ -161,6 +161,47 @@ async fn owner_cap_blocks_generate() {
 }
 
 #[tokio::test]
+async fn owner_cap_holds_under_concurrent_generate() {
+    let app = spawn_app_with(Settings {
+        max_active_per_owner: 5,
+        ..Settings::default()
+    })
+    .await;
+    let admin = app.admin().await;
+    let user = app
+        .generate_for(&admin.secret, "u1", &["tokens:self"])
+        .await;
+
+    // Twenty calls race for the four slots left after the user's own token.
+    let calls = (0..20).map(|index| {
+        let request = pb::GenerateRequest {
+            name: format!("racer {index}"),
+            ..Default::default()
+        };
+        app.generate(&user.secret, request)
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut created = 0;
+    for result in results {
+        match result {
+            Ok(_) => created += 1,
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(created, 4, "only the free slots are filled");
+    let active = app
+        .manager
+        .store()
+        .count_active(
+            &tokend::domain::Owner::parse("u1").unwrap(),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(active, 5, "the owner never holds more than the cap");
+}
+
+#[tokio::test]
 async fn locked_sqlite_is_unavailable() {
     let app = spawn_app().await;
     let Some(path) = app.database.sqlite_path() else {
