@@ -33,6 +33,8 @@ shopt -s inherit_errexit
 
 # shellcheck source=scripts/env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
+# shellcheck source=bench/lib.sh
+. "$TOKEND_ROOT/bench/lib.sh"
 cd "$TOKEND_ROOT"
 
 QUICK="${BENCH_QUICK:-0}"
@@ -139,7 +141,7 @@ RUN_START=$SECONDS
 # OUTPUT_DIR stay.
 cleanup() {
     local status=$?
-    stop_server
+    stop_all_tokends
     if [[ "$POSTGRES_STARTED" == true ]]; then
         scripts/postgres.sh stop || log "could not stop PostgreSQL; state file $TOKEND_PG_STATE"
     fi
@@ -164,98 +166,27 @@ if [[ ",$ENGINES," == *,postgres,* ]]; then
     [[ -x "$PG_BINDIR/pgbench" ]] || fail "pgbench missing from $PG_BINDIR; run bench/install.sh for the hint"
 fi
 
-if [[ -z "$BINARY" ]]; then
-    log "building the release binary"
-    cargo build --release --quiet
-    BINARY="${CARGO_TARGET_DIR:-$TOKEND_ROOT/target}/release/tokend"
-    BINARY_NAME="$(git rev-parse --short HEAD 2>/dev/null || printf 'unknown')"
-    # Changes to the benchmark scripts and docs do not change the binary.
-    if [[ -n "$(git status --porcelain --untracked-files=no -- . ':!bench' ':!docs' 2>/dev/null)" ]]; then
-        BINARY_NAME="$BINARY_NAME with uncommitted changes"
-    fi
-    BINARY_NAME="$BINARY_NAME, release build"
-else
-    [[ -x "$BINARY" ]] || fail "--binary $BINARY is not an executable file"
-    BINARY_NAME="$BINARY (given with --binary)"
-fi
-# Other builds share target/, so the benchmark runs a private copy that
-# cannot change under it.
-TOKEND="$WORK_DIR/tokend"
-cp "$BINARY" "$TOKEND"
+prepare_tokend "$BINARY" "$WORK_DIR"
 
 # ---------------------------------------------------------------------------
 # Ports and the server
 
-# Ports come from 20000-31999, below Linux's default ephemeral range, so
-# outgoing connections cannot hold them.
-pick_free_port() {
-    local attempt port
-    for attempt in $(seq 1 50); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    fail "found no free port after $attempt tries"
-}
-
 # Starts `tokend serve` with the storage flags of the current database and
-# the given extra flags, and waits until a Validate through the CLI
-# succeeds. Retries on another port when the chosen one was taken.
+# the given extra flags, and waits until a Validate of the first seeded
+# secret through the CLI succeeds.
 start_server() {
-    local name="$1" attempt waited
+    local name="$1"
     shift
-    for attempt in 1 2 3 4 5; do
-        SERVER_PORT="$(pick_free_port)"
-        METRICS_PORT="$(pick_free_port)"
-        SERVER_LOG="$OUTPUT_DIR/$COMBO-server-$name.log"
-        "$TOKEND" serve --listen "127.0.0.1:$SERVER_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
-            "${STORAGE_ARGS[@]}" "$@" >"$SERVER_LOG" 2>&1 &
-        SERVER_PID=$!
-        for waited in $(seq 1 300); do
-            if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-                wait "$SERVER_PID" || true
-                SERVER_PID=""
-                break
-            fi
-            if curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null &&
-                TOKEND_TOKEN="$VALIDATOR_TOKEN" timeout 10 "$TOKEND" token validate \
-                    --server "http://127.0.0.1:$SERVER_PORT" "$(head -n 1 "$SECRETS_FILE")" >/dev/null 2>&1; then
-                log "server '$name' ready on 127.0.0.1:$SERVER_PORT (pid $SERVER_PID, metrics on port $METRICS_PORT, ${waited}x0.1 s)"
-                return 0
-            fi
-            sleep 0.1
-        done
-        if [[ -n "$SERVER_PID" ]]; then
-            stop_server
-            tail -n 20 "$SERVER_LOG" >&2
-            fail "server '$name' did not answer within 30 s; log above"
-        fi
-        if ! grep -q 'failed to listen\|Address already in use' "$SERVER_LOG"; then
-            tail -n 20 "$SERVER_LOG" >&2
-            fail "server '$name' exited at start; log above"
-        fi
-        log "port taken, trying again (attempt $attempt of 5)"
-    done
-    fail "server '$name' found no free port after 5 attempts"
+    SERVER_LOG="$OUTPUT_DIR/$COMBO-server-$name.log"
+    start_tokend "$name" "$SERVER_LOG" "$VALIDATOR_TOKEN" "$(head -n 1 "$SECRETS_FILE")" "${STORAGE_ARGS[@]}" "$@"
+    SERVER_PID=$STARTED_PID
+    SERVER_PORT=$STARTED_PORT
+    METRICS_PORT=$STARTED_METRICS_PORT
 }
 
-# Sends SIGTERM to the server this script started and waits for it, or
-# kills it after 40 s (its shutdown grace period is 30 s).
 stop_server() {
-    local waited
     [[ -n "$SERVER_PID" ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for waited in $(seq 1 400); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "server pid $SERVER_PID still runs after ${waited}x0.1 s; sending SIGKILL"
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
+    stop_tokend "$SERVER_PID"
     SERVER_PID=""
 }
 

@@ -37,6 +37,8 @@ shopt -s inherit_errexit
 
 # shellcheck source=scripts/env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
+# shellcheck source=bench/lib.sh
+. "$TOKEND_ROOT/bench/lib.sh"
 cd "$TOKEND_ROOT"
 
 ENGINE="${SOAK_ENGINE:-sqlite}"
@@ -114,7 +116,7 @@ cleanup() {
         kill "$SAMPLER_PID" 2>/dev/null || true
         wait "$SAMPLER_PID" 2>/dev/null || true
     fi
-    stop_server
+    stop_all_tokends
     if [[ "$POSTGRES_STARTED" == true ]]; then
         scripts/postgres.sh stop || log "could not stop PostgreSQL; state file $TOKEND_PG_STATE"
     fi
@@ -126,24 +128,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Sends SIGTERM to the server and waits for it, or kills it after 40 s
-# (its shutdown grace period is 30 s).
-stop_server() {
-    local waited
-    [[ -n "$SERVER_PID" ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for waited in $(seq 1 400); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "server pid $SERVER_PID still runs after ${waited}x0.1 s; sending SIGKILL"
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
-
 # ---------------------------------------------------------------------------
 # Tools and build
 
@@ -154,12 +138,7 @@ if [[ ! -x "$GHZ" ]]; then
     GOBIN="$TOKEND_ROOT/.tools/bin" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 fi
 
-log "building the release binary"
-cargo build --release --quiet
-# Other builds share target/, so the soak runs a private copy that cannot
-# change under it.
-TOKEND="$WORK_DIR/tokend"
-cp "${CARGO_TARGET_DIR:-$TOKEND_ROOT/target}/release/tokend" "$TOKEND"
+prepare_tokend "" "$WORK_DIR"
 
 # ---------------------------------------------------------------------------
 # Database, tokens and request data
@@ -200,44 +179,15 @@ awk -v hot="$HOT_SECRETS" 'NR <= hot { hot_secret[NR - 1] = $0; next }
 # ---------------------------------------------------------------------------
 # Server
 
-# Prints a port from 20000-31999 that nothing listens on. The range is below
-# Linux's default ephemeral ports, so outgoing connections cannot hold it.
-pick_free_port() {
-    local attempt port
-    for attempt in $(seq 1 50); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    fail "found no free port after $attempt tries"
-}
-
-# Starts the server and waits until a Validate through the CLI succeeds.
+# Starts the server and waits until a Validate of the first seeded secret
+# through the CLI succeeds.
 start_server() {
-    local waited
-    SERVER_PORT="$(pick_free_port)"
-    METRICS_PORT="$(pick_free_port)"
     SERVER_LOG="$OUTPUT_DIR/server.log"
-    "$TOKEND" serve --listen "127.0.0.1:$SERVER_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
-        --cache-capacity "$CACHE_CAPACITY" "${STORAGE_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
-    SERVER_PID=$!
-    for waited in $(seq 1 300); do
-        kill -0 "$SERVER_PID" 2>/dev/null || {
-            tail -n 20 "$SERVER_LOG" >&2
-            SERVER_PID=""
-            fail "the server exited at start; log above"
-        }
-        if curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null &&
-            TOKEND_TOKEN="$VALIDATOR_TOKEN" timeout 10 "$TOKEND" token validate \
-                --server "http://127.0.0.1:$SERVER_PORT" "$(head -n 1 "$SECRETS_FILE")" >/dev/null 2>&1; then
-            log "server ready on 127.0.0.1:$SERVER_PORT (pid $SERVER_PID, metrics on port $METRICS_PORT, after ${waited}x0.1 s)"
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "the server did not answer within 30 s; see $SERVER_LOG"
+    start_tokend soak "$SERVER_LOG" "$VALIDATOR_TOKEN" "$(head -n 1 "$SECRETS_FILE")" \
+        --cache-capacity "$CACHE_CAPACITY" "${STORAGE_ARGS[@]}"
+    SERVER_PID=$STARTED_PID
+    SERVER_PORT=$STARTED_PORT
+    METRICS_PORT=$STARTED_METRICS_PORT
 }
 
 # Prints the sum of every sample of Prometheus metric $1 whose labels
