@@ -101,10 +101,15 @@ impl TokenServiceHandlers {
 
         let pb::RevokeRequest { id } = request.into_inner();
 
-        let record = self.manager.revoke(&caller, &id).await?;
-        tracing::info!(token_id = %record.id, "token revoked");
+        let revocation = self.manager.revoke(&caller, &id).await?;
+        let record = &revocation.record;
+        if revocation.already_revoked {
+            tracing::debug!(token_id = %record.id, "token was already revoked");
+        } else {
+            tracing::info!(token_id = %record.id, "token revoked");
+        }
         Ok(pb::RevokeResponse {
-            token: Some(convert::token(&record, self.manager.now())),
+            token: Some(convert::token(record, self.manager.now())),
         })
     }
 

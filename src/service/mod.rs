@@ -18,6 +18,7 @@ pub use cache::CacheSettings;
 pub use error::ServiceError;
 pub use generate::{GenerateInput, Generated};
 pub use list::{ListInput, ListPage};
+pub use revoke::Revocation;
 pub use validate::ValidateOutcome;
 
 use crate::{

@@ -5,6 +5,16 @@ use uuid::Uuid;
 use super::{Caller, Permission, ServiceError, TokenManager};
 use crate::{domain::TokenRecord, storage::RevokeOutcome};
 
+/// The result of a Revoke call.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    /// The token as stored after the call.
+    pub record: TokenRecord,
+    /// Whether an earlier call had revoked it; `revoked_at` is then that
+    /// call's time.
+    pub already_revoked: bool,
+}
+
 impl TokenManager {
     /// Revokes the token `id`. A non-admin reaches only its own owner's
     /// tokens; any other id is reported as not found, so existence never leaks.
@@ -14,7 +24,7 @@ impl TokenManager {
     /// Returns [`ServiceError::InvalidArgument`] for an id that is not a
     /// UUID, [`ServiceError::NotFound`], and [`ServiceError::Unavailable`]
     /// when the database cannot be reached.
-    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<TokenRecord, ServiceError> {
+    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<Revocation, ServiceError> {
         caller.require(Permission::Manage, "Revoke")?;
 
         let parsed = Uuid::try_parse(id.trim()).map_err(|_| {
@@ -26,9 +36,9 @@ impl TokenManager {
             .store
             .revoke(parsed, owner.as_ref(), self.clock.now())
             .await?;
-        let (record, digest) = match outcome {
-            RevokeOutcome::Revoked(record, digest)
-            | RevokeOutcome::AlreadyRevoked(record, digest) => (record, digest),
+        let (record, digest, already_revoked) = match outcome {
+            RevokeOutcome::Revoked(record, digest) => (record, digest, false),
+            RevokeOutcome::AlreadyRevoked(record, digest) => (record, digest, true),
             RevokeOutcome::NotFound => return Err(ServiceError::NotFound(parsed.to_string())),
         };
 
@@ -44,7 +54,10 @@ impl TokenManager {
             // Other replicas still drop the token when their cache entry expires.
             tracing::error!(token_id = %parsed, %error, "failed to notify other replicas of a revocation");
         }
-        Ok(record)
+        Ok(Revocation {
+            record,
+            already_revoked,
+        })
     }
 
     /// Evicts token `id` from this replica's cache. When the digest cannot be
