@@ -9,6 +9,13 @@
 // returns REVOKED. bench/revocation.sh starts three replicas on a
 // throwaway cluster and runs this program.
 //
+// With -count-unavailable, the polled replicas may also end their VALID
+// responses with the error UNAVAILABLE, as a replica cut off from the
+// database does once its cache entry expires. They are then polled until
+// the deadline, and the -after-revoke command must reconnect them, after
+// which each one must return REVOKED. Each round then polls with a new
+// caller token that has only the tokens:validate scope.
+//
 // Usage:
 //
 //	TOKEND_TOKEN=<token with tokens:admin> revocation \
@@ -16,7 +23,9 @@
 //
 // It prints one table of percentiles and exits 1 when any call fails, any
 // replica returns an unexpected result, or a replica still returns VALID
-// when the round's deadline passes. Flag errors exit 2.
+// when the round's deadline passes. Under -count-unavailable, UNAVAILABLE
+// from a polled replica is counted instead, until the -after-revoke
+// command has run. Flag errors exit 2.
 package main
 
 import (
@@ -38,14 +47,17 @@ import (
 const maxRounds = 10000
 
 type config struct {
-	replicas     []string
-	rounds       int
-	deadline     time.Duration
-	beforeRevoke string
-	phase        string
-	targetP99    time.Duration
-	targetMax    time.Duration
-	jsonPath     string
+	replicas         []string
+	rounds           int
+	deadline         time.Duration
+	beforeRevoke     string
+	afterRevoke      string
+	pollInterval     time.Duration
+	countUnavailable bool
+	phase            string
+	targetP99        time.Duration
+	targetMax        time.Duration
+	jsonPath         string
 }
 
 func main() {
@@ -72,6 +84,9 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	flags.IntVar(&cfg.rounds, "rounds", 300, fmt.Sprintf("rounds to measure, 1 to %d", maxRounds))
 	flags.DurationVar(&cfg.deadline, "deadline", 5*time.Second, "time from the Revoke call after which a replica that still returns VALID fails the round")
 	flags.StringVar(&cfg.beforeRevoke, "before-revoke", "", "shell command run before each Revoke, outside the measured time; a non-zero exit fails the round")
+	flags.StringVar(&cfg.afterRevoke, "after-revoke", "", "shell command run in each round once the polled replicas stopped returning VALID, also when that poll failed; then they are polled again until each returns REVOKED; a non-zero exit fails the round")
+	flags.DurationVar(&cfg.pollInterval, "poll-interval", 0, "pause between two Validate calls to one polled replica; 0 polls back to back")
+	flags.BoolVar(&cfg.countUnavailable, "count-unavailable", false, "count the error UNAVAILABLE from a polled replica as the end of its VALID responses instead of failing the round, and poll it until the deadline, with a new tokens:validate caller token each round; needs -after-revoke")
 	flags.StringVar(&cfg.phase, "phase", "notify", "name of this run in the output")
 	flags.DurationVar(&cfg.targetP99, "target-p99", 0, "report whether the p99 of the slowest replica is at most this duration; 0 reports no target")
 	flags.DurationVar(&cfg.targetMax, "target-max", 0, "report whether the maximum of the slowest replica is at most this duration; 0 reports no target")
@@ -100,6 +115,14 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	}
 	if cfg.deadline <= 0 {
 		return config{}, fmt.Errorf("invalid -deadline %v: must be positive", cfg.deadline)
+	}
+	if cfg.pollInterval < 0 {
+		return config{}, fmt.Errorf("invalid -poll-interval %v: must not be negative", cfg.pollInterval)
+	}
+	// A replica that ended with UNAVAILABLE has not been seen returning
+	// REVOKED, so only the poll after -after-revoke can check that it does.
+	if cfg.countUnavailable && cfg.afterRevoke == "" {
+		return config{}, errors.New("-count-unavailable needs -after-revoke, a command that lets the polled replicas reach the database again")
 	}
 	if cfg.targetP99 < 0 || cfg.targetMax < 0 {
 		return config{}, errors.New("invalid -target-p99 or -target-max: must not be negative")

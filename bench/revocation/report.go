@@ -13,20 +13,29 @@ import (
 
 // results collects the timings of the completed rounds.
 type results struct {
-	rounds     int
-	hook       []time.Duration
-	revoke     []time.Duration
-	fromStart  [][]time.Duration // per polled replica
-	fromReturn [][]time.Duration // per polled replica
-	slowest    []time.Duration   // slowest polled replica of each round, from the start
-	firstPoll  []int             // per polled replica: rounds where the first poll returned REVOKED
+	rounds           int
+	hook             []time.Duration
+	revoke           []time.Duration
+	fromStart        [][]time.Duration // per polled replica
+	fromReturn       [][]time.Duration // per polled replica
+	fromCached       [][]time.Duration // per polled replica
+	slowest          []time.Duration   // slowest polled replica of each round, from the start
+	firstPoll        []int             // per polled replica: rounds where the first poll returned REVOKED
+	endedUnavailable []int             // per polled replica: rounds whose VALID responses ended with UNAVAILABLE
+	unavailableCalls []int             // per polled replica: Validate calls that failed with UNAVAILABLE
+	afterHook        []time.Duration
+	revokedAfterHook [][]time.Duration // per polled replica, from the start
 }
 
 func newResults(polledReplicas int) *results {
 	return &results{
-		fromStart:  make([][]time.Duration, polledReplicas),
-		fromReturn: make([][]time.Duration, polledReplicas),
-		firstPoll:  make([]int, polledReplicas),
+		fromStart:        make([][]time.Duration, polledReplicas),
+		fromReturn:       make([][]time.Duration, polledReplicas),
+		fromCached:       make([][]time.Duration, polledReplicas),
+		firstPoll:        make([]int, polledReplicas),
+		endedUnavailable: make([]int, polledReplicas),
+		unavailableCalls: make([]int, polledReplicas),
+		revokedAfterHook: make([][]time.Duration, polledReplicas),
 	}
 }
 
@@ -35,12 +44,27 @@ func (r *results) add(round roundResult) {
 	r.hook = append(r.hook, round.hook)
 	r.revoke = append(r.revoke, round.revoke)
 	r.slowest = append(r.slowest, slices.Max(round.fromStart))
+	r.afterHook = append(r.afterHook, round.afterHook)
 	for i := range round.fromStart {
 		r.fromStart[i] = append(r.fromStart[i], round.fromStart[i])
 		r.fromReturn[i] = append(r.fromReturn[i], round.fromReturn[i])
 		if round.firstPoll[i] {
 			r.firstPoll[i]++
 		}
+	}
+	for i, value := range round.fromCached {
+		r.fromCached[i] = append(r.fromCached[i], value)
+	}
+	for i, ended := range round.endedUnavailable {
+		if ended {
+			r.endedUnavailable[i]++
+		}
+	}
+	for i, calls := range round.unavailableCalls {
+		r.unavailableCalls[i] += calls
+	}
+	for i, value := range round.revokedAfterHook {
+		r.revokedAfterHook[i] = append(r.revokedAfterHook[i], value)
 	}
 }
 
@@ -55,7 +79,17 @@ type summary struct {
 	Measurements    []measurement `json:"measurements"`
 	// FirstPollRevoked counts, per polled replica from the second one on,
 	// the rounds whose first Validate after the Revoke returned REVOKED.
-	FirstPollRevoked []int         `json:"first_poll_revoked"`
+	FirstPollRevoked []int `json:"first_poll_revoked"`
+	// CountUnavailable is true when the polled replicas could end their
+	// VALID responses with the error UNAVAILABLE. The next two fields are
+	// only set then.
+	CountUnavailable bool `json:"count_unavailable"`
+	// EndedUnavailable counts, per polled replica, the rounds whose first
+	// response other than VALID was UNAVAILABLE rather than REVOKED.
+	EndedUnavailable []int `json:"ended_unavailable,omitempty"`
+	// UnavailableCalls counts, per polled replica, the Validate calls that
+	// failed with UNAVAILABLE before the -after-revoke command.
+	UnavailableCalls []int         `json:"unavailable_calls,omitempty"`
 	Targets          []targetCheck `json:"targets"`
 	Error            string        `json:"error,omitempty"`
 }
@@ -86,10 +120,20 @@ func (r *results) summarize(cfg config, failure error) summary {
 		Rounds:           r.rounds,
 		DeadlineMS:       milliseconds(cfg.deadline),
 		FirstPollRevoked: r.firstPoll,
+		CountUnavailable: cfg.countUnavailable,
 		Targets:          []targetCheck{},
 	}
 	if failure != nil {
 		s.Error = failure.Error()
+	}
+
+	// Without -count-unavailable the first response other than VALID is
+	// always REVOKED, and the rows keep that shorter name.
+	ending := "REVOKED"
+	if cfg.countUnavailable {
+		ending = "not VALID"
+		s.EndedUnavailable = r.endedUnavailable
+		s.UnavailableCalls = r.unavailableCalls
 	}
 
 	if cfg.beforeRevoke != "" {
@@ -97,21 +141,34 @@ func (r *results) summarize(cfg config, failure error) summary {
 	}
 	s.Measurements = append(s.Measurements, measure("Revoke call on replica 1", r.revoke))
 	for i, values := range r.fromStart {
-		s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d REVOKED, from t0", i+2), values))
+		s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d %s, from t0", i+2, ending), values))
 	}
-	slowest := measure("slowest replica REVOKED, from t0", r.slowest)
+	slowest := measure(fmt.Sprintf("slowest replica %s, from t0", ending), r.slowest)
 	if len(r.fromStart) > 1 {
 		s.Measurements = append(s.Measurements, slowest)
 	}
 	for i, values := range r.fromReturn {
-		s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d REVOKED, from Revoke return", i+2), values))
+		s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d %s, from Revoke return", i+2, ending), values))
+	}
+	// Only a replica that misses the notice keeps its entry for the whole
+	// cache TTL, and this series shows how close to the TTL it came.
+	if cfg.countUnavailable {
+		for i, values := range r.fromCached {
+			s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d %s, from caching", i+2, ending), values))
+		}
+	}
+	if cfg.afterRevoke != "" {
+		s.Measurements = append(s.Measurements, measure("-after-revoke command", r.afterHook))
+		for i, values := range r.revokedAfterHook {
+			s.Measurements = append(s.Measurements, measure(fmt.Sprintf("replica %d REVOKED after the command, from t0", i+2), values))
+		}
 	}
 
 	if r.rounds > 0 && cfg.targetP99 > 0 {
-		s.Targets = append(s.Targets, checkTarget("p99 of the slowest replica", cfg.targetP99, *slowest.P99MS))
+		s.Targets = append(s.Targets, checkTarget(fmt.Sprintf("p99 of the slowest replica %s", ending), cfg.targetP99, *slowest.P99MS))
 	}
 	if r.rounds > 0 && cfg.targetMax > 0 {
-		s.Targets = append(s.Targets, checkTarget("max of the slowest replica", cfg.targetMax, *slowest.MaxMS))
+		s.Targets = append(s.Targets, checkTarget(fmt.Sprintf("max of the slowest replica %s", ending), cfg.targetMax, *slowest.MaxMS))
 	}
 	return s
 }
@@ -150,6 +207,9 @@ func printTable(w io.Writer, s summary) {
 	fmt.Fprintf(w, "phase %q: %d of %d rounds, replicas %s, deadline %.0f ms per round\n",
 		s.Phase, s.Rounds, s.RoundsRequested, strings.Join(s.Replicas, " "), s.DeadlineMS)
 	fmt.Fprintln(w, "t0 is just before the Revoke call on replica 1; a time ends when the replica's first REVOKED response arrives")
+	if s.CountUnavailable {
+		fmt.Fprintln(w, "\"not VALID\" ends at the first REVOKED response or UNAVAILABLE error; \"caching\" is just before the Validate that cached the token on that replica")
+	}
 
 	width := len("measurement")
 	for _, m := range s.Measurements {
@@ -166,6 +226,10 @@ func printTable(w io.Writer, s summary) {
 
 	for i, count := range s.FirstPollRevoked {
 		fmt.Fprintf(w, "replica %d returned REVOKED on the first Validate after the Revoke in %d of %d rounds\n", i+2, count, s.Rounds)
+	}
+	for i, count := range s.EndedUnavailable {
+		fmt.Fprintf(w, "replica %d: first response other than VALID was UNAVAILABLE in %d of %d rounds; %d Validate calls failed with UNAVAILABLE before the -after-revoke command\n",
+			i+2, count, s.Rounds, s.UnavailableCalls[i])
 	}
 	for _, target := range s.Targets {
 		verdict := "met"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,5 +89,67 @@ func TestSummarizeTargets(t *testing.T) {
 	}
 	if s.Error != "round 3: example" {
 		t.Errorf("Error = %q; want the failure's message", s.Error)
+	}
+}
+
+func TestSummarizeCountsUnavailable(t *testing.T) {
+	results := newResults(2)
+	for _, ended := range []bool{true, false} {
+		results.add(roundResult{
+			revoke:           time.Millisecond,
+			fromStart:        []time.Duration{9 * time.Second, 9500 * time.Millisecond},
+			fromReturn:       []time.Duration{9 * time.Second, 9500 * time.Millisecond},
+			fromCached:       []time.Duration{10 * time.Second, 10 * time.Second},
+			firstPoll:        []bool{false, false},
+			endedUnavailable: []bool{ended, true},
+			unavailableCalls: []int{100, 150},
+			afterHook:        time.Second,
+			revokedAfterHook: []time.Duration{11 * time.Second, 11 * time.Second},
+		})
+	}
+	cfg := config{phase: "ttl", rounds: 2, deadline: 12 * time.Second, countUnavailable: true,
+		afterRevoke: "restore", targetMax: 10 * time.Second}
+
+	s := results.summarize(cfg, nil)
+
+	if got := s.EndedUnavailable; len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Errorf("EndedUnavailable = %v; want [1 2]", got)
+	}
+	if got := s.UnavailableCalls; len(got) != 2 || got[0] != 200 || got[1] != 300 {
+		t.Errorf("UnavailableCalls = %v; want [200 300]", got)
+	}
+	names := make(map[string]measurement)
+	for _, m := range s.Measurements {
+		names[m.Name] = m
+	}
+	for _, name := range []string{"replica 2 not VALID, from t0", "replica 3 not VALID, from caching",
+		"-after-revoke command", "replica 3 REVOKED after the command, from t0"} {
+		if m, ok := names[name]; !ok || m.Count != 2 {
+			t.Errorf("measurement %q = %+v, present %v; want 2 values", name, m, ok)
+		}
+	}
+	if len(s.Targets) != 1 || !s.Targets[0].Met || s.Targets[0].MeasuredMS != 9500 {
+		t.Errorf("Targets = %+v; want the max target met at 9500 ms", s.Targets)
+	}
+}
+
+func TestSummarizeKeepsRevokedNames(t *testing.T) {
+	results := newResults(1)
+	results.add(roundResult{
+		revoke:     time.Millisecond,
+		fromStart:  []time.Duration{5 * time.Millisecond},
+		fromReturn: []time.Duration{4 * time.Millisecond},
+		firstPoll:  []bool{true},
+	})
+
+	s := results.summarize(config{phase: "notify", rounds: 1, deadline: time.Second}, nil)
+
+	if s.EndedUnavailable != nil || s.UnavailableCalls != nil {
+		t.Errorf("EndedUnavailable, UnavailableCalls = %v, %v; want nil without -count-unavailable", s.EndedUnavailable, s.UnavailableCalls)
+	}
+	for _, m := range s.Measurements {
+		if strings.Contains(m.Name, "not VALID") || strings.Contains(m.Name, "caching") {
+			t.Errorf("measurement %q appears without -count-unavailable", m.Name)
+		}
 	}
 }
