@@ -1,8 +1,9 @@
 //! Prometheus metrics: names, the exporter, and the gauges sampled in the
 //! background.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::storage::{Engine, TokenStore};
@@ -44,6 +45,9 @@ pub fn install(address: SocketAddr) -> anyhow::Result<()> {
         .map_err(|error| {
             anyhow::anyhow!("failed to start the metrics listener on {address}: {error}")
         })?;
+    // The handles must come from the installed recorder, so they are
+    // registered here and never before.
+    let _ = HOT_PATH.set(HotPath::register());
     tracing::info!(%address, "serving Prometheus metrics");
     Ok(())
 }
@@ -64,4 +68,79 @@ pub fn sample_pool(store: &TokenStore) {
     metrics::gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(idle));
     metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
+}
+
+/// The methods whose successful calls have a pre-registered histogram.
+const METHODS: [&str; 4] = ["Generate", "List", "Revoke", "Validate"];
+
+/// The Validate results, as the `result` label spells them.
+const RESULTS: [&str; 6] = [
+    "valid",
+    "malformed",
+    "not_found",
+    "expired",
+    "revoked",
+    "insufficient_scope",
+];
+
+/// Handles of the metrics that every call updates. A `counter!` or
+/// `histogram!` call builds its key, copies it and looks it up in the
+/// registry each time. In a profile that cost about a microsecond per
+/// Validate. A registered handle is one atomic update.
+struct HotPath {
+    cache_hit: Counter,
+    cache_miss: Counter,
+    results: [Counter; RESULTS.len()],
+    succeeded: [Histogram; METHODS.len()],
+}
+
+/// Set once the exporter is installed; empty while metrics are off, so the
+/// hot path then records nothing at all.
+static HOT_PATH: OnceLock<HotPath> = OnceLock::new();
+
+impl HotPath {
+    fn register() -> Self {
+        Self {
+            cache_hit: metrics::counter!(CACHE_LOOKUPS, "outcome" => "hit"),
+            cache_miss: metrics::counter!(CACHE_LOOKUPS, "outcome" => "miss"),
+            results: RESULTS.map(|result| metrics::counter!(VALIDATE_RESULTS, "result" => result)),
+            succeeded: METHODS.map(
+                |method| metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK"),
+            ),
+        }
+    }
+}
+
+/// Counts one cache lookup.
+pub fn cache_lookup(hit: bool) {
+    if let Some(hot) = HOT_PATH.get() {
+        let counter = if hit { &hot.cache_hit } else { &hot.cache_miss };
+        counter.increment(1);
+    }
+}
+
+/// Counts one Validate result, named as in [`RESULTS`].
+pub fn validate_result(result: &'static str) {
+    let Some(hot) = HOT_PATH.get() else {
+        return;
+    };
+    match RESULTS.iter().position(|known| *known == result) {
+        Some(index) => hot.results[index].increment(1),
+        None => metrics::counter!(VALIDATE_RESULTS, "result" => result).increment(1),
+    }
+}
+
+/// Records the duration of one finished call with gRPC code `code`.
+pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+    let Some(hot) = HOT_PATH.get() else {
+        return;
+    };
+    let registered = (code == "OK")
+        .then(|| METHODS.iter().position(|known| *known == method))
+        .flatten();
+    match registered {
+        Some(index) => hot.succeeded[index].record(elapsed.as_secs_f64()),
+        None => metrics::histogram!(RPC_DURATION, "method" => method, "code" => code)
+            .record(elapsed.as_secs_f64()),
+    }
 }

@@ -20,8 +20,7 @@ pub(super) fn finish<T>(
     let latency_us = elapsed.as_micros() as u64;
     let error = match result {
         Ok(value) => {
-            metrics::histogram!(crate::metrics::RPC_DURATION, "method" => method, "code" => "OK")
-                .record(elapsed.as_secs_f64());
+            crate::metrics::rpc_finished(method, "OK", elapsed);
             tracing::debug!(method, code = "OK", latency_us, "rpc finished");
             return Ok(value);
         }
@@ -29,8 +28,7 @@ pub(super) fn finish<T>(
     };
     let status = to_status(&error);
     let code = code_name(status.code());
-    metrics::histogram!(crate::metrics::RPC_DURATION, "method" => method, "code" => code)
-        .record(elapsed.as_secs_f64());
+    crate::metrics::rpc_finished(method, code, elapsed);
     match &error {
         ServiceError::Unavailable(_) | ServiceError::Internal(_) => {
             tracing::error!(method, code, latency_us, error = format!("{error:#}"), cause = ?std::error::Error::source(&error).map(ToString::to_string), "rpc failed");

@@ -90,16 +90,14 @@ impl TokenManager {
     ) -> Result<Option<Arc<TokenRecord>>, ServiceError> {
         match self.cache.get(&digest) {
             Some(CachedLookup::Known(record)) => {
-                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
+                crate::metrics::cache_lookup(true);
                 return Ok(Some(record));
             }
             Some(CachedLookup::Unknown) => {
-                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "hit").increment(1);
+                crate::metrics::cache_lookup(true);
                 return Ok(None);
             }
-            None => {
-                metrics::counter!(crate::metrics::CACHE_LOOKUPS, "outcome" => "miss").increment(1)
-            }
+            None => crate::metrics::cache_lookup(false),
         }
 
         let epoch = self.cache.epoch();

@@ -310,3 +310,109 @@ async fn logs_never_contain_secrets() {
         }
     }
 }
+
+/// Reads the Prometheus text from the metrics listener with one HTTP/1.0 GET.
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics port");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+    response
+}
+
+/// Returns the value of the sample whose name and labels are exactly `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_calls_results_and_cache_lookups() {
+    let database = TestDatabase::create().await;
+    let (_, admin) = admin_create(&database, "admin", &["tokens:admin"]);
+    let (_, service) = admin_create(&database, "svc:gateway", &["tokens:validate"]);
+    let metrics_address = format!("127.0.0.1:{}", process::free_port());
+    let server = Server::start(&database, &["--metrics-addr", &metrics_address], &[]);
+
+    let generated = grpcurl(
+        &server,
+        &admin,
+        "Generate",
+        r#"{"name": "metered", "owner": "alice"}"#,
+    );
+    let secret = generated["secret"].as_str().unwrap().to_owned();
+    let id = generated["token"]["id"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({ "token": secret }).to_string();
+    for _ in 0..2 {
+        let validated = grpcurl(&server, &service, "Validate", &body);
+        assert_eq!(validated["result"], "VALIDATE_RESULT_VALID");
+    }
+    let malformed = grpcurl(&server, &service, "Validate", r#"{"token": "not-a-token"}"#);
+    assert_eq!(malformed["result"], "VALIDATE_RESULT_MALFORMED");
+    grpcurl(
+        &server,
+        &admin,
+        "Revoke",
+        &serde_json::json!({ "id": id }).to_string(),
+    );
+    let revoked = grpcurl(&server, &service, "Validate", &body);
+    assert_eq!(revoked["result"], "VALIDATE_RESULT_REVOKED");
+    // A call without credentials fails with a code that has no handle of
+    // its own, so it takes the general path.
+    let mut anonymous = Command::new(process::grpcurl());
+    anonymous
+        .args(["-plaintext", "-d", &body, &server.address])
+        .arg("tokens.v1.TokenService/Validate");
+    let output = anonymous.output().expect("run grpcurl");
+    assert!(!output.status.success(), "a call without a token fails");
+
+    let metrics = scrape(&metrics_address);
+    let value = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+    };
+    assert_eq!(
+        value(r#"tokend_validate_results_total{result="valid"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"tokend_validate_results_total{result="malformed"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tokend_validate_results_total{result="revoked"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tokend_rpc_duration_seconds_count{method="Validate",code="OK"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(r#"tokend_rpc_duration_seconds_count{method="Generate",code="OK"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tokend_rpc_duration_seconds_count{method="Revoke",code="OK"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tokend_rpc_duration_seconds_count{method="Validate",code="UNAUTHENTICATED"}"#),
+        1.0
+    );
+    // Every authenticated call looks its caller up, and Validate also the
+    // token: the first lookup of each token misses, the rest hit.
+    assert!(value(r#"tokend_cache_lookups_total{outcome="miss"}"#) >= 3.0);
+    assert!(value(r#"tokend_cache_lookups_total{outcome="hit"}"#) >= 4.0);
+}
