@@ -4,7 +4,8 @@
 # Steps, stopping at the first failure:
 #   install tools, buf lint, buf breaking, generated clients up to date,
 #   cargo fmt, cargo clippy, cargo build, start PostgreSQL,
-#   cargo test on SQLite, cargo test on PostgreSQL, Go client, Node client.
+#   cargo test on SQLite, cargo test on PostgreSQL, Go client, Node client,
+#   benchmark smoke, revocation benchmark smoke.
 # Steps whose inputs do not exist yet (no earlier commit, no client) are
 # skipped with a note. A summary with each step's result ends the output.
 #
@@ -256,6 +257,14 @@ step_bench_smoke() {
     with_time_limit bench/run.sh --quick --binary "$TOKEND_BIN"
 }
 
+# A few rounds of each revocation phase on three debug-build replicas, so
+# that script and its Go program cannot rot either. One round of the TTL
+# phase waits out the 10 s cache lifetime.
+step_revocation_smoke() {
+    (cd bench/revocation && go vet ./... && with_time_limit go test -count=1 ./...)
+    with_time_limit bench/revocation.sh --binary "$TOKEND_BIN" --rounds 20 --cut-rounds 2 --ttl-rounds 1
+}
+
 step_go_client() {
     cd clients/go
     go vet ./...
@@ -332,3 +341,4 @@ else
 fi
 
 run_step "benchmark smoke" step_bench_smoke
+run_step "revocation benchmark smoke" step_revocation_smoke
