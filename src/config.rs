@@ -199,10 +199,20 @@ impl StorageArgs {
     /// Returns an error when the database cannot be opened or migrated.
     pub async fn open_store(&self) -> anyhow::Result<TokenStore> {
         let url = self.database_url()?;
+        // On PostgreSQL the revocation listener keeps one pooled connection,
+        // so a pool of one would leave no connection for queries.
+        let minimum = if url.starts_with("sqlite:") { 1 } else { 2 };
+        if self.database_max_connections < minimum {
+            anyhow::bail!(
+                "--database-max-connections {} is too small: {} needs at least {minimum}",
+                self.database_max_connections,
+                engine_name(&url)
+            );
+        }
         let store = storage::connect(
             &url,
             PoolSettings {
-                max_connections: self.database_max_connections.max(1),
+                max_connections: self.database_max_connections,
                 ..PoolSettings::default()
             },
         )

@@ -416,3 +416,40 @@ async fn metrics_count_calls_results_and_cache_lookups() {
     assert!(value(r#"tokend_cache_lookups_total{outcome="miss"}"#) >= 3.0);
     assert!(value(r#"tokend_cache_lookups_total{outcome="hit"}"#) >= 4.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_small_pool_stops_serve() {
+    let database = TestDatabase::create().await;
+    // PostgreSQL needs a second connection beside the revocation listener.
+    let minimum = if database.sqlite_path().is_some() {
+        1
+    } else {
+        2
+    };
+    let too_small = (minimum - 1).to_string();
+    let address = format!("127.0.0.1:{}", process::free_port());
+    let flags = process::storage_flags(&database);
+    let mut args = vec![
+        "serve",
+        "--listen",
+        &address,
+        "--database-max-connections",
+        &too_small,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+
+    let output = tokend(&args, None, None);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(&format!(
+            "--database-max-connections {too_small} is too small"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("at least {minimum}")),
+        "{message}"
+    );
+    assert!(!message.contains("tokend listening"), "{message}");
+}
