@@ -44,7 +44,7 @@ pub struct StorageArgs {
     #[arg(long, env = "TOKEND_PREVIOUS_HASHING_KEY_FILES", value_delimiter = ',')]
     pub previous_hashing_key_files: Vec<PathBuf>,
 
-    /// Maximum open database connections.
+    /// Maximum open database connections; at least 2 on PostgreSQL, where the revocation listener keeps one.
     #[arg(long, env = "TOKEND_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
