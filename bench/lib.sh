@@ -135,3 +135,9 @@ forget_tokend() {
     done
     TOKEND_PIDS=("${kept[@]}")
 }
+
+# Runs psql quietly, stopping at the first error and printing bare values.
+# Needs PG_BINDIR, the directory of PostgreSQL's programs.
+psql_run() {
+    PGOPTIONS='-c client_min_messages=warning' "$PG_BINDIR/psql" --no-psqlrc --quiet --set ON_ERROR_STOP=1 --tuples-only --no-align "$@"
+}

@@ -40,11 +40,13 @@
 # replicas, so that each one caches it. Then it revokes the token on
 # replica 1, checks that replica 1 returns REVOKED at once, and polls
 # Validate on replicas 2 and 3 until each returns REVOKED. The script
-# prints one table per phase and exits 1 when any round fails: a failed
-# call (except UNAVAILABLE from replicas 2 and 3 while the ttl phase keeps
-# them off the database), an unexpected Validate result, or a replica
-# still returning VALID at the round's deadline. Missed targets are
-# reported, not counted as failures.
+# prints one table per phase. It exits 1 when any round fails, which is one
+# of three cases:
+#   - a failed call, except UNAVAILABLE from replicas 2 and 3 while the ttl
+#     phase keeps them off the database;
+#   - an unexpected Validate result;
+#   - a replica still returning VALID at the round's deadline.
+# Missed targets are reported, not counted as failures.
 #
 # Options (each also has an environment variable):
 #   --binary PATH       BENCH_TOKEND_BINARY     measure this tokend build instead
@@ -168,10 +170,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-psql_run() {
-    PGOPTIONS='-c client_min_messages=warning' "$PG_BINDIR/psql" --no-psqlrc --quiet --set ON_ERROR_STOP=1 --tuples-only --no-align "$@"
-}
 
 # ---------------------------------------------------------------------------
 # Build

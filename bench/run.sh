@@ -24,10 +24,11 @@
 #   --binary PATH         BENCH_TOKEND_BINARY  benchmark this tokend build instead
 #                                              of building target/release/tokend
 #
-# Needs ghz (bench/install.sh), jq, curl, and for PostgreSQL the server
-# programs and pgbench from Debian's postgresql package. Every server it
-# starts listens on 127.0.0.1 only and is stopped by PID when the script
-# exits. Databases are deleted at the end and reports are kept.
+# Needs ghz (installed with bench/install.sh when missing, which needs Go),
+# jq, curl, and for PostgreSQL the server programs and pgbench from
+# Debian's postgresql package. Every server it starts listens on 127.0.0.1
+# only and is stopped by PID when the script exits. Databases are deleted
+# at the end and reports are kept.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -157,7 +158,13 @@ trap 'exit 143' TERM
 # Tools and build
 
 GHZ="$(command -v ghz || true)"
-[[ -n "$GHZ" ]] || fail "ghz not found; run bench/install.sh"
+if [[ -z "$GHZ" ]]; then
+    # A fresh clone has no ghz yet; installing it here keeps the benchmark
+    # one command.
+    log "ghz not found; running bench/install.sh"
+    bench/install.sh >&2 || fail "bench/install.sh failed; see its output above"
+    GHZ="$TOKEND_ROOT/.tools/bin/ghz"
+fi
 command -v jq >/dev/null 2>&1 || fail "jq not found; run bench/install.sh for the hint"
 command -v curl >/dev/null 2>&1 || fail "curl not found; install it (Debian: apt-get install curl)"
 PG_BINDIR=""
@@ -209,10 +216,6 @@ metric_sum() {
 
 # ---------------------------------------------------------------------------
 # PostgreSQL helpers
-
-psql_run() {
-    PGOPTIONS='-c client_min_messages=warning' "$PG_BINDIR/psql" --no-psqlrc --quiet --set ON_ERROR_STOP=1 --tuples-only --no-align "$@"
-}
 
 # Sets log_statement on the whole cluster. With 'mod' the server log gets
 # one line per INSERT, UPDATE or DELETE, so write statements can be counted

@@ -29,7 +29,7 @@
 #   --output-dir DIR           SOAK_OUTPUT_DIR      default: a new directory
 #                                                   under ${TMPDIR:-/tmp}
 #
-# Needs ghz (installed into .tools/bin when missing, with Go), jq, curl,
+# Needs ghz (installed with bench/install.sh when missing, which needs Go), jq, curl,
 # and for PostgreSQL the server programs from Debian's postgresql package.
 # Every server listens on 127.0.0.1 only and is stopped by PID on exit.
 set -euo pipefail
@@ -48,7 +48,6 @@ CONNECTIONS="${SOAK_CONNECTIONS:-4}"
 OUTPUT_DIR="${SOAK_OUTPUT_DIR:-}"
 MINUTES=10
 
-GHZ_VERSION=v0.120.0
 TOKENS=10000
 # Secrets that the seed writes out: a few hot ones and the rest cold.
 SECRETS=1000
@@ -133,9 +132,8 @@ trap 'exit 143' TERM
 
 GHZ=.tools/bin/ghz
 if [[ ! -x "$GHZ" ]]; then
-    command -v go >/dev/null 2>&1 || fail "ghz is missing and Go is not installed; run bench/install.sh"
-    log "installing ghz $GHZ_VERSION into .tools/bin"
-    GOBIN="$TOKEND_ROOT/.tools/bin" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+    log "ghz not found; running bench/install.sh"
+    bench/install.sh >&2 || fail "bench/install.sh failed; see its output above"
 fi
 
 prepare_tokend "" "$WORK_DIR"
