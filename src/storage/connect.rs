@@ -56,9 +56,9 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<TokenStore, DbErr>
         .min_connections(1)
         .connect_timeout(pool.acquire_timeout)
         .acquire_timeout(pool.acquire_timeout)
-        // A ping on every checkout is one more round trip per cache miss.
-        // Only connections idle long enough for a server or a proxy to have
-        // dropped them are pinged; a busy connection that broke fails its
+        // A ping on every checkout is one more round trip per cache miss, so
+        // only connections idle long enough for a server or a proxy to have
+        // dropped them are pinged. A busy connection that broke fails its
         // query, which returns UNAVAILABLE, and the pool replaces it.
         .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false)

@@ -123,8 +123,8 @@ impl TokenStore {
     /// The count and the insert are one statement. SQLite takes its write
     /// lock before the statement reads, so concurrent calls run one after
     /// another. PostgreSQL reads a snapshot, so calls for one owner first
-    /// take a transaction-scoped advisory lock on the owner; the statement
-    /// after it reads every token that the previous holder committed.
+    /// take a transaction-scoped advisory lock on the owner. The statement
+    /// after the lock reads every token that the previous holder committed.
     ///
     /// # Errors
     ///
