@@ -48,6 +48,11 @@ pub fn install(address: SocketAddr) -> anyhow::Result<()> {
     // The handles must come from the installed recorder, so they are
     // registered here and never before.
     let _ = HOT_PATH.set(HotPath::register());
+    // Registering the rare counters makes them appear as 0 from the start,
+    // so an alert on them gets a value instead of no data.
+    for name in [LAST_USED_FLUSHES, LAST_USED_TOKENS, REHASHED_TOKENS] {
+        metrics::counter!(name).absolute(0);
+    }
     tracing::info!(%address, "serving Prometheus metrics");
     Ok(())
 }

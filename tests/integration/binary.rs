@@ -411,6 +411,9 @@ async fn metrics_count_calls_results_and_cache_lookups() {
         value(r#"tokend_rpc_duration_seconds_count{method="Validate",code="UNAUTHENTICATED"}"#),
         1.0
     );
+    // Counters that nothing has moved yet are there from the start.
+    assert_eq!(value("tokend_rehashed_tokens_total"), 0.0);
+
     // Every authenticated call looks its caller up, and Validate also the
     // token: the first lookup of each token misses, the rest hit.
     assert!(value(r#"tokend_cache_lookups_total{outcome="miss"}"#) >= 3.0);
