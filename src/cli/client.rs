@@ -298,11 +298,33 @@ async fn connect(client: &ClientArgs) -> anyhow::Result<TokenServiceClient<Chann
         );
     }
 
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("failed to connect to {}", client.server))?;
+    let channel = endpoint.connect().await.map_err(|error| {
+        let failure = format!(
+            "failed to connect to {}: {:#}",
+            client.server,
+            anyhow::Error::new(error)
+        );
+        match untrusted_server_hint(client, &failure) {
+            Some(hint) => anyhow::anyhow!("{failure}\n{hint}"),
+            None => anyhow::anyhow!(failure),
+        }
+    })?;
     Ok(TokenServiceClient::new(channel))
+}
+
+/// Explains a server certificate that no trusted CA signed, which rustls
+/// reports as `UnknownIssuer`.
+fn untrusted_server_hint(client: &ClientArgs, failure: &str) -> Option<String> {
+    if !failure.contains("UnknownIssuer") {
+        return None;
+    }
+    Some(match &client.ca_cert {
+        None => "The server's certificate is not signed by a public CA. Pass the CA that signed it with --ca-cert or TOKEND_CA_CERT.".to_owned(),
+        Some(ca) => format!(
+            "The server's certificate is not signed by the CA in --ca-cert {}.",
+            ca.display()
+        ),
+    })
 }
 
 /// Wraps a message with the caller's `authorization` metadata.
@@ -347,9 +369,14 @@ fn rpc_error(client: &ClientArgs, status: tonic::Status, first_call: bool) -> an
     }
 
     let over_tls = client.server_url().starts_with("https://");
-    if failed_in_transport && over_tls && first_call {
+    if failed_in_transport && first_call {
         message.push('\n');
-        message.push_str(&explain_closed_tls_connection(client, &message));
+        if over_tls {
+            message.push_str(&explain_closed_tls_connection(client, &message));
+        } else {
+            // A TLS server closes a connection that starts in plaintext.
+            message.push_str("If the server uses TLS, use an https:// address in --server.");
+        }
     }
     anyhow::anyhow!(message)
 }

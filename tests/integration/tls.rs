@@ -241,6 +241,11 @@ async fn tls_server_rejects_untrusted_clients() {
         None,
     );
     assert_eq!(plaintext.status.code(), Some(1), "{}", stderr(&plaintext));
+    assert!(
+        stderr(&plaintext).contains("use an https:// address"),
+        "{}",
+        stderr(&plaintext)
+    );
 
     // Without --ca-cert only public root CAs are trusted, and the test CA is not one.
     let unknown_ca = tokend(
@@ -257,6 +262,11 @@ async fn tls_server_rejects_untrusted_clients() {
     assert!(
         !stderr(&unknown_ca).contains("client certificate"),
         "a server certificate problem is not blamed on client certificates: {}",
+        stderr(&unknown_ca)
+    );
+    assert!(
+        stderr(&unknown_ca).contains("--ca-cert"),
+        "the error names the flag that fixes it: {}",
         stderr(&unknown_ca)
     );
 
