@@ -11,7 +11,9 @@ async fn main() -> ExitCode {
     match cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "tokend failed");
+            // Display, not Debug, so a hint with a shell command keeps its
+            // quotes and backslashes as written.
+            tracing::error!(error = %format_args!("{error:#}"), "tokend failed");
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

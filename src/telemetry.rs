@@ -13,11 +13,15 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber, writing to standard error. The level
-/// comes from `RUST_LOG` and defaults to `info`.
+/// comes from `RUST_LOG` and defaults to `info`, with PostgreSQL notices
+/// at `warn`.
 ///
 /// Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL reports "already exists, skipping" notices from every
+    // migration check; sqlx logs each one at info.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Text => registry
