@@ -7,7 +7,7 @@ use tokend::{grpc::pb, service::CacheSettings};
 
 use crate::{
     common::*,
-    process::{self, Server, admin_create, json, tokend},
+    process::{self, Server, admin_create, tokend},
 };
 
 #[tokio::test]
@@ -131,26 +131,9 @@ async fn last_used_flushed_on_sigterm() {
     assert!(server.stop(), "SIGTERM exits 0");
 
     let server = Server::start(&database, &[], &[]);
-    let listed = json(&tokend(
-        &[
-            "token",
-            "list",
-            "--server",
-            &server.url,
-            "--owner",
-            "alice",
-            "--output",
-            "json",
-        ],
-        Some(&admin),
-        None,
-    ));
-    let token = listed["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let token = process::list_owner(&server, &admin, "alice")
+        .into_iter()
         .find(|t| t["id"] == user_id.as_str())
-        .cloned()
         .unwrap();
     assert!(
         token["last_used_at"].is_string(),

@@ -242,6 +242,28 @@ pub fn json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// Lists every token of `owner` with `tokend token list --output json`.
+pub fn list_owner(server: &Server, caller: &str, owner: &str) -> Vec<serde_json::Value> {
+    let listed = json(&tokend(
+        &[
+            "token",
+            "list",
+            "--server",
+            &server.url,
+            "--owner",
+            owner,
+            "--output",
+            "json",
+        ],
+        Some(caller),
+        None,
+    ));
+    listed["tokens"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no token array in the listing: {listed}"))
+        .clone()
+}
+
 /// Creates a token with `tokend admin create-token` and returns (id, secret).
 pub fn admin_create(database: &TestDatabase, owner: &str, scopes: &[&str]) -> (String, String) {
     let mut args = vec![

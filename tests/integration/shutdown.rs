@@ -19,7 +19,7 @@ use tonic::{
 
 use crate::{
     common::{TestDatabase, authed},
-    process::{Server, admin_create, json, tokend},
+    process::{self, Server, admin_create},
 };
 
 /// Grace period given to the server. The calls in flight need a fraction of it.
@@ -290,26 +290,12 @@ async fn sigterm_drains_validate_load() {
 
     // Restart and check that the shutdown flush wrote every used token.
     let server = Server::start(&database, &[], &[]);
-    let listed = json(&tokend(
-        &[
-            "token",
-            "list",
-            "--server",
-            &server.url,
-            "--owner",
-            "alice",
-            "--output",
-            "json",
-        ],
-        Some(&admin),
-        None,
-    ));
-    let tokens = listed["tokens"].as_array().unwrap();
+    let tokens = process::list_owner(&server, &admin, "alice");
     for id in &user_ids {
         let token = tokens
             .iter()
             .find(|t| t["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("token {id} missing from the listing: {listed}"));
+            .unwrap_or_else(|| panic!("token {id} missing from the listing: {tokens:?}"));
         assert!(
             token["last_used_at"].is_string(),
             "the shutdown flush did not write last_used_at: {token}"
