@@ -199,12 +199,20 @@ impl TokenStore {
         id: Uuid,
         owner: Option<&Owner>,
     ) -> Result<Option<TokenRecord>, StoreError> {
+        self.find_row(id, owner).await?.map(to_record).transpose()
+    }
+
+    /// Reads the row of token `id`, limited to `owner` when one is given.
+    async fn find_row(
+        &self,
+        id: Uuid,
+        owner: Option<&Owner>,
+    ) -> Result<Option<entity::Model>, StoreError> {
         let mut query = entity::Entity::find_by_id(id);
         if let Some(owner) = owner {
             query = query.filter(entity::Column::Owner.eq(owner.as_str()));
         }
-        let row = query.one(&self.connection).await?;
-        row.map(to_record).transpose()
+        Ok(query.one(&self.connection).await?)
     }
 
     /// Counts the tokens of `owner` that are neither revoked nor expired at `now`.
@@ -283,11 +291,7 @@ impl TokenStore {
         }
         let changed = update.exec(&self.connection).await?.rows_affected;
 
-        let mut query = entity::Entity::find_by_id(id);
-        if let Some(owner) = owner {
-            query = query.filter(entity::Column::Owner.eq(owner.as_str()));
-        }
-        let Some(row) = query.one(&self.connection).await? else {
+        let Some(row) = self.find_row(id, owner).await? else {
             return Ok(RevokeOutcome::NotFound);
         };
         let digest = row_digest(&row);
@@ -354,7 +358,7 @@ impl TokenStore {
     ///
     /// Returns the driver error.
     pub async fn find_digest(&self, id: Uuid) -> Result<Option<Digest>, StoreError> {
-        let row = entity::Entity::find_by_id(id).one(&self.connection).await?;
+        let row = self.find_row(id, None).await?;
         Ok(row.as_ref().and_then(row_digest))
     }
 }
