@@ -62,15 +62,15 @@ pub async fn health(app: &TestApp) -> ServingStatus {
     }
 }
 
-/// Polls the health service until it reports `wanted`; returns how long it took.
+/// Polls the health service until it reports `expected`, and returns how long that took.
 pub async fn health_becomes(
     app: &TestApp,
-    wanted: ServingStatus,
+    expected: ServingStatus,
     limit: Duration,
 ) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if health(app).await == wanted {
+        if health(app).await == expected {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
